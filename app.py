@@ -1,0 +1,20 @@
+"""flowviz: `streamlit run app.py`. Router only: the pages and the shared sidebar."""
+
+import streamlit as st
+
+from pages.common import sidebar
+
+st.set_page_config(page_title="flowviz · fast generation with flow matching", page_icon="〰️",
+                   layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/straight_pairs.py", title="Straight pairs, curved flow", icon="〰️",
+            url_path="straight_pairs"),
+    st.Page("pages/diffusion_vs_fm.py", title="Diffusion PF-ODE vs flow matching", icon="🌫️",
+            url_path="diffusion_vs_fm"),
+]
+
+page = st.navigation(PAGES)
+sidebar()
+page.run()

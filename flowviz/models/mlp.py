@@ -1,0 +1,61 @@
+"""Time-conditioned MLP: v(x, t), s(x, t, d), u(x, t, r), or v(x, t | label).
+
+Each scalar condition (t, and optionally d, r - t, ...) gets its own sinusoidal embedding; an
+optional class label gets a learned embedding (index ``n_classes`` is the "no label" token used
+by classifier-free guidance). Inputs of any shape (B, *dims) are flattened and restored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+def sinusoidal(s: torch.Tensor, dim: int, max_period: float = 1e4) -> torch.Tensor:
+    """Transformer-style features of a scalar in [0, 1]: (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=s.device) / half)
+    ang = 1000.0 * s.float()[:, None] * freqs[None]  # scale so [0, 1] spans many periods
+    return torch.cat([ang.sin(), ang.cos()], dim=1)
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    dim: int = 2  # flattened data dimension
+    hidden: int = 256
+    depth: int = 3  # hidden layers
+    n_scalars: int = 1  # number of scalar conditions (t first)
+    emb: int = 64  # sinusoidal features per scalar
+    n_classes: int = 0  # 0: unconditional
+
+
+class TimeMLP(nn.Module):
+    def __init__(self, cfg: MLPConfig = MLPConfig()):
+        super().__init__()
+        self.cfg = cfg
+        cond = cfg.n_scalars * cfg.emb
+        self.label = nn.Embedding(cfg.n_classes + 1, cond) if cfg.n_classes else None
+        self.cond = nn.Sequential(nn.Linear(cond, cfg.hidden), nn.SiLU())
+        layers, width = [], cfg.dim + cfg.hidden
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(width, cfg.hidden), nn.SiLU()]
+            width = cfg.hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, cfg.dim))
+
+    def forward(self, x: torch.Tensor, *scalars: torch.Tensor, label=None) -> torch.Tensor:
+        if len(scalars) != self.cfg.n_scalars:
+            raise ValueError(f"expected {self.cfg.n_scalars} scalar conditions, got {len(scalars)}")
+        b = x.shape[0]
+        s = [torch.as_tensor(c, dtype=x.dtype, device=x.device).expand(b) for c in scalars]
+        e = torch.cat([sinusoidal(c, self.cfg.emb) for c in s], dim=1).to(x.dtype)
+        if self.label is not None:
+            lab = torch.full((b,), self.cfg.n_classes, device=x.device) if label is None else label
+            e = e + self.label(lab)
+        h = torch.cat([x.flatten(1), self.cond(e)], dim=1)
+        return self.net(h).reshape(x.shape)
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)

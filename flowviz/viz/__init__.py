@@ -1,0 +1,19 @@
+"""Figures: pure functions from arrays to plotly figures."""
+
+from .figures import (
+    clouds_fig,
+    curves_fig,
+    field_fig,
+    heatmap_fig,
+    loss_fig,
+    pair_lines_fig,
+    probe_fig,
+    quality_vs_nfe_fig,
+    scatter,
+    trajectories_fig,
+)
+from .style import SEQ, SOURCE, TARGET, base
+
+__all__ = ["SEQ", "SOURCE", "TARGET", "base", "clouds_fig", "curves_fig", "field_fig",
+           "heatmap_fig", "loss_fig", "pair_lines_fig", "probe_fig", "quality_vs_nfe_fig",
+           "scatter", "trajectories_fig"]

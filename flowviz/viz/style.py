@@ -1,0 +1,29 @@
+"""One look for every figure: colours, fonts, square 2-D axes."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+SOURCE = "#4C78A8"  # x0 (noise)
+TARGET = "#E45756"  # x1 (data)
+PATH = "#54A24B"  # trajectories
+LINE = "rgba(120,120,120,0.35)"  # straight pair lines
+ARROW = "#1f2937"
+SEQ = ["#4C78A8", "#E45756", "#54A24B", "#B279A2", "#F58518", "#72B7B2", "#9D755D", "#EECA3B"]
+FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=14)
+
+
+def base(title: str = "", height: int = 460, square: bool = True, lim: float | None = None,
+         xlabel: str = "", ylabel: str = "") -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template="plotly_white", title=dict(text=title, x=0.01, font=dict(size=17)),
+                      height=height, font=FONT, margin=dict(l=50, r=20, t=50, b=45),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    fig.update_xaxes(title=xlabel, zeroline=False)
+    fig.update_yaxes(title=ylabel, zeroline=False)
+    if square:
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    if lim is not None:
+        fig.update_xaxes(range=[-lim, lim])
+        fig.update_yaxes(range=[-lim, lim])
+    return fig

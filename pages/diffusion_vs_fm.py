@@ -1,0 +1,138 @@
+"""Diffusion PF-ODE vs flow matching (article §1.1, §1.2).
+
+Both ODEs are exact, on the same data: the VP-diffusion probability-flow ODE (from the
+closed-form score) and the rectified-flow marginal field v*. Same noise in, same solvers; the
+page measures how many function evaluations (NFE) each needs.
+"""
+
+import numpy as np
+import streamlit as st
+import torch
+
+import flowviz as fv
+from flowviz.analysis import NFES, adaptive_point, field_on, path_metrics, quality_vs_nfe
+from flowviz.paths import PATHS
+from pages.common import chart, exact_field, require_data, settings, source_points
+
+LIM, N_PATHS, N_EVAL = 4.5, 150, 1000
+KINDS = {"vp": "Diffusion PF-ODE (VP)", "linear": "Flow matching (rectified flow)"}
+SOLVERS = {"euler": "Euler", "midpoint": "Midpoint", "heun": "Heun", "rk4": "RK4"}
+TOLS = (1e-1, 1e-2, 1e-3, 1e-4)
+
+st.title("Diffusion PF-ODE vs flow matching")
+st.caption("Article §1.1 and §1.2 · the same data, the same noise, two exact ODEs")
+c1, c2 = st.columns(2)
+c1.markdown("**Diffusion** trains a score $s_\\theta \\approx \\nabla_x \\log p_t$; its ODE "
+            "appears only afterwards (§1.1):")
+c1.latex(r"\frac{dx}{ds}=f(s,x)-\tfrac12 g(s)^2\,\nabla_x\log p_s(x)")
+c2.markdown("**Flow matching** trains the ODE's velocity itself on straight interpolations "
+            "(§1.2):")
+c2.latex(r"x_t=(1-t)\,x_0+t\,x_1,\qquad \frac{dx}{dt}=v^\star(x,t)")
+st.markdown(
+    "Here neither is learned: both are computed in closed form from the data (VP schedule with "
+    "β from 0.1 to 20, integrated to t = 1 − 10⁻³ as usual), so every difference below comes "
+    "from the geometry of the two ODEs, not from training.")
+
+cfg = settings()
+if not require_data(cfg):
+    st.stop()
+if cfg.source != "gaussian":
+    st.info("Both ODEs start from Gaussian noise: pick the Gaussian source in the sidebar.")
+    st.stop()
+
+fields = {k: exact_field(cfg, k) for k in KINDS}
+t_end = {k: PATHS[k].t_max for k in KINDS}
+x0 = source_points("gaussian", N_EVAL, cfg.seed + 1)
+
+
+@st.cache_data(show_spinner="Measuring both ODEs at NFE 1…128…", max_entries=16)
+def sweep(cfg, solver: str):
+    ref = fields["linear"].sample_target(N_EVAL, torch.Generator().manual_seed(99))
+    return {k: quality_vs_nfe(fields[k], x0, ref, solver, t1=t_end[k]) for k in KINDS}
+
+
+@st.cache_data(show_spinner="Adaptive solver at four tolerances…", max_entries=16)
+def adaptive(cfg):
+    ref = fields["linear"].sample_target(N_EVAL, torch.Generator().manual_seed(99))
+    return {k: [adaptive_point(fields[k], x0, ref, tol=tol, t1=t_end[k]) for tol in TOLS]
+            for k in KINDS}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def geometry(cfg):
+    out = {}
+    for k in KINDS:
+        pm = path_metrics(fields[k], x0[:N_PATHS], steps=100, t1=t_end[k])
+        ts = pm["ts"]
+        speed = [float(field_on(fields[k], pm["traj"][i], float(ts[i])).norm(dim=1).mean())
+                 for i in range(0, len(ts), 2)]
+        out[k] = pm | {"speed": (ts[::2].numpy(), np.array(speed))}
+    return out
+
+
+# --- 1. Trajectories ---------------------------------------------------------------------------
+st.header("1 · Where the two ODEs go")
+geo = geometry(cfg)
+cols = st.columns(2)
+for col, k in zip(cols, KINDS, strict=True):
+    with col:
+        chart(fv.viz.trajectories_fig(geo[k]["traj"], f"{KINDS[k]}: exact trajectories",
+                                      lim=LIM), f"traj-{k}")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Straightness S", f"{geo[k]['straightness']:.3f}")
+        m2.metric("Turning angle", f"{np.degrees(geo[k]['curvature']):.0f}°")
+        m3.metric("Transport cost", f"{geo[k]['transport_cost']:.2f}")
+speed = {KINDS[k]: geo[k]["speed"] for k in KINDS}
+fig = fv.viz.curves_fig(speed, "Mean speed ‖dx/dt‖ along the paths", "t", "mean ‖v(x_t, t)‖",
+                        logy=True, markers=False)
+chart(fig, "speed")
+st.caption("A uniform-step solver spends the same Δt everywhere. The diffusion ODE barely moves "
+           "for most of the time and then rushes at the end, where its field changes fastest; "
+           "the flow-matching ODE moves at a steadier pace.")
+
+# --- 2. Samples at a budget -------------------------------------------------------------------
+st.header("2 · Samples at a small budget")
+c1, c2 = st.columns(2)
+solver = c1.selectbox("Solver", list(SOLVERS), format_func=SOLVERS.get, index=3, key="dv_solver")
+nfe = c2.select_slider("NFE budget", [n for n in NFES if n >= fv.solvers.EVALS_PER_STEP[solver]],
+                       8 if solver != "euler" else 4, key="dv_nfe")
+cols = st.columns(2)
+steps = fv.solvers.steps_for_nfe(solver, nfe)
+for col, k in zip(cols, KINDS, strict=True):
+    s = fv.solve(fields[k], x0, solver, steps, t1=t_end[k])
+    with col:
+        chart(fv.viz.clouds_fig({"data": fields[k].data[:N_EVAL].float(),
+                                 f"{SOLVERS[solver]}, {s.nfe} NFE": s.x},
+                                f"{KINDS[k]}", lim=LIM), f"samples-{k}")
+
+# --- 3. Quality vs NFE -----------------------------------------------------------------------
+st.header("3 · Quality vs NFE")
+chosen = st.multiselect("Fixed-step solvers", list(SOLVERS), ["euler", "heun", "rk4"],
+                        format_func=SOLVERS.get, key="dv_solvers")
+curves = {}
+for sv in chosen:
+    for k, (n, q) in sweep(cfg, sv).items():
+        curves[f"{'VP' if k == 'vp' else 'FM'} · {SOLVERS[sv]}"] = (n, np.clip(q, 1e-5, None))
+ad = adaptive(cfg)
+for k in KINDS:
+    n, q = zip(*ad[k], strict=True)
+    curves[f"{'VP' if k == 'vp' else 'FM'} · dopri5 (tol 1e-1…1e-4)"] = (n, np.clip(q, 1e-5, None))
+fig = fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs NFE (log-log)")
+chart(fig, "dv-nfe")
+
+thr = st.select_slider("Quality threshold (energy distance)", [0.02, 0.01, 0.005, 0.002, 0.001],
+                       0.005, key="dv_thr")
+rows = []
+for sv in chosen:
+    res = sweep(cfg, sv)
+    row = {"solver": SOLVERS[sv]}
+    for k in KINDS:
+        n, q = res[k]
+        ok = [a for a, b in zip(n, q, strict=True) if b <= thr]
+        row[f"NFE needed, {'VP' if k == 'vp' else 'FM'}"] = min(ok) if ok else "> 128"
+    rows.append(row)
+st.dataframe(rows, key="dv-table")
+st.caption(f"Smallest NFE on the grid 1, 2, 4, …, 128 at which {N_EVAL} samples come within "
+           f"energy distance {thr} of {N_EVAL} exact samples of the data (sampling noise of that "
+           "estimate: about 0.001). On 2-D toys the gap is far smaller than the article's "
+           "10–20 vs 50–100 NFE for images; what it shows is where the cost comes from.")
