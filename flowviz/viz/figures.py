@@ -181,7 +181,7 @@ def probe_fig(probe, x0, x1, w, v_star, vel, title: str = "", lim: float | None 
                                      name=f"lines, weight {lo:.0%}–{min(hi, 1):.0%} of max",
                                      line=dict(color=f"rgba(245,133,24,{alpha})", width=1.5)))
     fig.add_trace(go.Scatter(x=x1[:, 0], y=x1[:, 1], mode="markers", name="x1 (weight = size)",
-                             marker=dict(size=4 + 14 * np.sqrt(rel), color=TARGET, opacity=0.8),
+                             marker=dict(size=3 + 9 * np.sqrt(rel), color=TARGET, opacity=0.8),
                              text=[f"w = {a:.4f}" for a in w]))
     pv = np.repeat(p[None], len(vel), 0)
     xs, ys = _segments(pv, pv + scale * vel)

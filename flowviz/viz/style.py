@@ -17,8 +17,8 @@ def base(title: str = "", height: int = 460, square: bool = True, lim: float | N
          xlabel: str = "", ylabel: str = "") -> go.Figure:
     fig = go.Figure()
     fig.update_layout(template="plotly_white", title=dict(text=title, x=0.01, font=dict(size=17)),
-                      height=height, font=FONT, margin=dict(l=50, r=20, t=50, b=45),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+                      height=height, font=FONT, margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.1, xanchor="left", x=0))
     fig.update_xaxes(title=xlabel, zeroline=False)
     fig.update_yaxes(title=ylabel, zeroline=False)
     if square:
