@@ -1,0 +1,38 @@
+"""AppTest helpers: run the real app (app.py) and switch to a page, as a user would."""
+
+import base64
+from pathlib import Path
+
+import numpy as np
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_page(page: str | None = None, timeout: float = 180) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(v) -> np.ndarray:
+    """A plotly trace's data array, whether plain JSON or plotly's typed-array encoding."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v, dtype=float)
+
+
+def charts(at: AppTest) -> list[str]:
+    """The plotly figure specs (JSON strings) on the page, in order."""
+    return [c.proto.spec for c in at.get("plotly_chart")]
+
+
+@pytest.fixture
+def page():
+    return open_page
