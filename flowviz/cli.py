@@ -1,0 +1,132 @@
+"""``python -m flowviz``: the app's experiments headless, for scripts and slides.
+
+    python -m flowviz train --target moons --steps 2000 --out runs/fm_moons.pt
+    python -m flowviz train --resume runs/fm_moons.pt --steps 4000
+    python -m flowviz eval runs/fm_moons.pt --solver euler
+    python -m flowviz exact --target moons --solver rk4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+import torch
+
+from . import analysis, checkpoint, data
+from .device import pick_device
+from .exact import ExactField
+from .experiment import FMRun, build_fm
+from .models import MLPConfig
+from .solvers import FIXED
+from .train import OptimConfig, train_steps
+
+
+def _run_from_args(a) -> FMRun:
+    if a.config:
+        with open(a.config) as f:
+            return FMRun.from_dict(json.load(f))
+    return FMRun(source=a.source, target=a.target, coupling=a.coupling, n_data=a.n_data,
+                 data_seed=a.seed, batch=a.batch, model=MLPConfig(hidden=a.hidden, depth=a.depth),
+                 optim=OptimConfig(steps=a.steps, lr=a.lr, seed=a.seed))
+
+
+def cmd_train(a) -> int:
+    dev = pick_device(a.device)
+    if a.resume:
+        run, state = checkpoint.load_fm(a.resume, dev)
+        if a.steps and a.steps != run.optim.steps:  # extend the schedule
+            run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
+            state.cfg = run.optim
+        out = a.out or a.resume
+    else:
+        run = _run_from_args(a)
+        state = build_fm(run, dev)
+        out = a.out
+    print(run.to_json() if a.verbose else f"training {run.target} ({run.coupling}) on {dev}")
+    t0 = time.perf_counter()
+    while not state.done:
+        train_steps(state, a.chunk)
+        last = state.history[-1] if state.history else {}
+        print(f"step {state.step:6d}  loss {last.get('loss', float('nan')):.4f}  "
+              f"{time.perf_counter() - t0:6.1f}s", flush=True)
+    if state.status == "nan":
+        print(state.message, file=sys.stderr)
+    if out:
+        print(f"saved {checkpoint.save(out, state, run)}")
+    return 1 if state.status == "nan" else 0
+
+
+def _print_table(rows: dict[str, tuple[list[int], list[float]]]) -> None:
+    print(f"{'':24s}" + "".join(f"{'NFE ' + str(n):>11s}" for n in analysis.NFES))
+    for name, (n, q) in rows.items():
+        d = dict(zip(n, q, strict=True))
+        print(f"{name:24s}" + "".join(f"{d[k]:11.4f}" if k in d else f"{'':11s}"
+                                      for k in analysis.NFES))
+
+
+def cmd_eval(a) -> int:
+    run, state = checkpoint.load_fm(a.checkpoint)
+    model = state.sampler_model.eval()
+    x0 = data.sample(run.source, a.n, a.seed + 1)[0]
+    ref = data.sample(run.target, a.n, a.seed + 2)[0]
+    print(f"energy distance to {a.n} fresh {run.target} samples, {a.n} samples, "
+          f"after {state.step} steps")
+    _print_table({f"{s}": analysis.quality_vs_nfe(model, x0, ref, s) for s in a.solver})
+    pm = analysis.path_metrics(model, x0[:500])
+    print({k: round(v, 4) for k, v in pm.items() if isinstance(v, float)})
+    return 0
+
+
+def cmd_exact(a) -> int:
+    pts = data.sample(a.target, a.n_data, a.seed)[0]
+    field = ExactField(pts, h=a.h)
+    x0 = torch.randn(a.n, 2, generator=torch.Generator().manual_seed(a.seed + 1))
+    ref = field.sample_target(a.n, torch.Generator().manual_seed(a.seed + 2))
+    print(f"exact field on {a.n_data} {a.target} points (h = {a.h})")
+    _print_table({s: analysis.quality_vs_nfe(field, x0, ref, s) for s in a.solver})
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m flowviz", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train a 1-rectified flow (or resume one)")
+    t.add_argument("--config", help="an FMRun JSON (as shown on the page); overrides flags")
+    t.add_argument("--resume", help="continue from this checkpoint")
+    t.add_argument("--source", default="gaussian", choices=sorted(data.SAMPLERS))
+    t.add_argument("--target", default="moons", choices=sorted(data.SAMPLERS))
+    t.add_argument("--coupling", default="independent", choices=data.COUPLINGS)
+    t.add_argument("--n-data", type=int, default=0, help="fixed data set size (0: fresh)")
+    t.add_argument("--batch", type=int, default=FMRun.batch)
+    t.add_argument("--hidden", type=int, default=MLPConfig.hidden)
+    t.add_argument("--depth", type=int, default=MLPConfig.depth)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--lr", type=float, default=OptimConfig.lr)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--chunk", type=int, default=500)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--out", help="checkpoint path (.pt)")
+    t.add_argument("-v", "--verbose", action="store_true")
+    e = sub.add_parser("eval", help="quality vs NFE and path metrics of a checkpoint")
+    e.add_argument("checkpoint")
+    x = sub.add_parser("exact", help="quality vs NFE of the exact field v*")
+    x.add_argument("--target", default="moons", choices=sorted(data.SAMPLERS))
+    x.add_argument("--n-data", type=int, default=1000)
+    x.add_argument("--h", type=float, default=0.05)
+    for q in (e, x):
+        q.add_argument("--solver", nargs="+", default=["euler"], choices=FIXED)
+        q.add_argument("--n", type=int, default=2000, help="samples for the energy distance")
+        q.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.cmd == "train" and a.steps is None:
+        a.steps = 0 if a.resume else OptimConfig.steps
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact}[a.cmd](a)
+    except checkpoint.CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
