@@ -31,6 +31,7 @@ def save(path: str | Path, state: TrainState, run: FMRun) -> Path:
         "model": state.model.state_dict(),
         "ema": state.ema.state_dict() if state.ema is not None else None,
         "optimizer": state.opt.state_dict(),
+        "generator": state.generator.get_state(),
         "step": state.step,
         "seconds": state.seconds,
         "history": state.history,
@@ -68,6 +69,7 @@ def load_fm(path_or_file, device="cpu") -> tuple[FMRun, TrainState]:
         raise
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"Checkpoint does not match its config: {e}") from None
+    state.generator.set_state(ck["generator"])
     state.step, state.seconds, state.history = ck["step"], ck["seconds"], list(ck["history"])
     state.status = "done" if state.done else "ready"
     return run, state

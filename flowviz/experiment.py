@@ -14,6 +14,7 @@ import torch
 
 from .data import SAMPLERS, points_sampler, sample
 from .methods.fm import fm_objective
+from .methods.shortcut import ShortcutConfig, ShortcutObjective, Template
 from .models import MLPConfig, TimeMLP
 from .train import OptimConfig, TrainState, init_state
 
@@ -50,6 +51,12 @@ class FMRun:
 
 UPLOAD = "upload"
 
+# A fast 1-rectified flow for 2-D toys (Gaussian -> moons within energy distance 0.004 in a few
+# seconds on 2 CPU cores): chosen by steps-to-quality sweeps; benchmarks/bench_fm.py measures it
+# and benchmarks/RESULTS.md records the figures.
+FAST_1RF = FMRun(batch=512, model=MLPConfig(hidden=128),
+                 optim=OptimConfig(steps=1000, lr=5e-3))
+
 
 def _need(points):
     if points is None:
@@ -62,10 +69,57 @@ def sampler_for(name: str, uploaded: torch.Tensor | None = None):
     return points_sampler(_need(uploaded)) if name == UPLOAD else SAMPLERS[name]
 
 
-def build_fm(cfg: FMRun, device="cpu", uploaded: torch.Tensor | None = None) -> TrainState:
-    """A fresh training state for ``cfg``; ``uploaded`` serves a side named "upload"."""
+def data_samplers(cfg: FMRun, uploaded: torch.Tensor | None = None):
+    """(sample_x0, sample_x1) of a run: the source, and the target or its fixed point set."""
     pts = cfg.target_points(uploaded)
     x1 = points_sampler(pts, cfg.h) if pts is not None else sampler_for(cfg.target)
-    model = TimeMLP(cfg.model).to(device)
-    objective = fm_objective(sampler_for(cfg.source, uploaded), x1, cfg.batch, cfg.coupling)
+    return sampler_for(cfg.source, uploaded), x1
+
+
+def build_fm(cfg: FMRun, device="cpu", uploaded: torch.Tensor | None = None) -> TrainState:
+    """A fresh training state for ``cfg``; ``uploaded`` serves a side named "upload"."""
+    with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
+        torch.manual_seed(cfg.optim.seed)
+        model = TimeMLP(cfg.model).to(device)
+    objective = fm_objective(*data_samplers(cfg, uploaded), cfg.batch, cfg.coupling)
+    return init_state(model, objective, cfg.optim)
+
+
+@dataclass(frozen=True)
+class ShortcutRun(FMRun):
+    """A shortcut-model run (article §5): the data, network (two scalar inputs t, d) and optimiser
+    of an FMRun, plus the shortcut settings."""
+
+    model: MLPConfig = field(default_factory=lambda: MLPConfig(n_scalars=2))
+    shortcut: ShortcutConfig = field(default_factory=ShortcutConfig)
+
+    def __post_init__(self):
+        if self.model.n_scalars != 2:
+            raise ValueError("a shortcut model s(x, t, d) has two scalar inputs: n_scalars=2")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ShortcutRun:
+        d = dict(d)
+        sc = dict(d.pop("shortcut", {}))
+        if "template" in sc:
+            sc["template"] = Template(**sc["template"])
+        return dataclasses.replace(super().from_dict(d), shortcut=ShortcutConfig(**sc))
+
+    def fm_baseline(self, steps: int | None = None) -> FMRun:
+        """The plain FM run on the same data with the same network (t input only); ``steps``
+        changes its length (e.g. to match the shortcut run's training time)."""
+        optim = self.optim if steps is None else dataclasses.replace(self.optim, steps=steps)
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(FMRun)}
+        return FMRun(**base | {"model": dataclasses.replace(self.model, n_scalars=1),
+                               "optim": optim})
+
+
+def build_shortcut(cfg: ShortcutRun, device="cpu",
+                   uploaded: torch.Tensor | None = None) -> TrainState:
+    """A fresh shortcut training state; the objective's EMA target is the state's EMA copy."""
+    with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
+        torch.manual_seed(cfg.optim.seed)
+        model = TimeMLP(cfg.model).to(device)
+    objective = ShortcutObjective(*data_samplers(cfg, uploaded), cfg.batch, cfg.shortcut,
+                                  cfg.coupling)
     return init_state(model, objective, cfg.optim)
