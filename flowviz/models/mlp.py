@@ -14,11 +14,14 @@ import torch
 from torch import nn
 
 
-def sinusoidal(s: torch.Tensor, dim: int, max_period: float = 1e4) -> torch.Tensor:
-    """Transformer-style features of a scalar in [0, 1]: (B,) -> (B, dim)."""
+def sinusoidal(s: torch.Tensor, dim: int, max_period: float = 1e4,
+               scale: float = 1000.0) -> torch.Tensor:
+    """Transformer-style features of a scalar in [0, 1]: (B,) -> (B, dim); angular frequencies
+    from ``scale`` down to scale / max_period. Computed in at least float32 (float64 stays)."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=s.device) / half)
-    ang = 1000.0 * s.float()[:, None] * freqs[None]  # scale so [0, 1] spans many periods
+    s = s.to(torch.promote_types(s.dtype, torch.float32))
+    ang = scale * s[:, None] * freqs[None]  # scale so [0, 1] spans many periods
     return torch.cat([ang.sin(), ang.cos()], dim=1)
 
 
@@ -30,6 +33,9 @@ class MLPConfig:
     n_scalars: int = 1  # number of scalar conditions (t first)
     emb: int = 64  # sinusoidal features per scalar
     n_classes: int = 0  # 0: unconditional
+    # highest angular frequency of the embedding; MeanFlow differentiates u in t (a JVP), and
+    # 1000 makes du/dt huge at init, so it uses a smaller one (flowviz.methods.meanflow)
+    emb_scale: float = 1000.0
 
 
 class TimeMLP(nn.Module):
@@ -50,7 +56,8 @@ class TimeMLP(nn.Module):
             raise ValueError(f"expected {self.cfg.n_scalars} scalar conditions, got {len(scalars)}")
         b = x.shape[0]
         s = [torch.as_tensor(c, dtype=x.dtype, device=x.device).expand(b) for c in scalars]
-        e = torch.cat([sinusoidal(c, self.cfg.emb) for c in s], dim=1).to(x.dtype)
+        e = torch.cat([sinusoidal(c, self.cfg.emb, scale=self.cfg.emb_scale) for c in s],
+                      dim=1).to(x.dtype)
         if self.label is not None:
             lab = torch.full((b,), self.cfg.n_classes, device=x.device) if label is None else label
             e = e + self.label(lab)
