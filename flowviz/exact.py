@@ -54,7 +54,8 @@ class ExactField:
         t = torch.as_tensor(t, dtype=torch.float64, device=x.device)
         t = t.reshape(-1, 1).expand(x.shape[0], 1) if t.dim() else t.expand(x.shape[0], 1)
         a, b, da, db = self.path.coeffs(t)
-        a = a.clamp_min(A_MIN)
+        if self.h == 0:  # only the empirical target is singular at t = 1; h > 0 needs no floor
+            a = a.clamp_min(A_MIN)
         s2 = (a * self.sigma) ** 2 + (b * self.h) ** 2
         c = (da * a * self.sigma**2 + db * b * self.h**2) / s2
         return a, b, da, db, s2, c

@@ -62,8 +62,6 @@ def init_state(model: torch.nn.Module, objective: Objective, cfg: OptimConfig) -
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema > 0 else None
-    if hasattr(objective, "ema"):  # objectives that bootstrap from the EMA copy (shortcut)
-        objective.ema = ema
     gen = torch.Generator().manual_seed(cfg.seed)  # CPU: samplers draw on CPU, then move
     return TrainState(model, objective, cfg, ema, opt, gen)
 
@@ -87,7 +85,10 @@ def train_steps(state: TrainState, k: int, log_every: int = 10) -> TrainState:
         state.status = "nan" if state.status == "nan" else "done"
         return state
     cfg, model, opt = state.cfg, state.model, state.opt
-    backup = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
+    # everything a NaN rolls back: weights, optimizer, EMA (what pages sample from), step, log
+    ema_sd = copy.deepcopy(state.ema.state_dict()) if state.ema is not None else None
+    backup = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), ema_sd,
+              state.step, len(state.history))
     state.status = "running"
     model.train()
     t0 = time.perf_counter()
@@ -99,12 +100,16 @@ def train_steps(state: TrainState, k: int, log_every: int = 10) -> TrainState:
         if torch.isfinite(loss):
             loss.backward()
         if not torch.isfinite(loss) or not _finite_grads(model):
-            model.load_state_dict(backup[0])
-            opt.load_state_dict(backup[1])
             state.status = "nan"
             state.message = (f"Training stopped at step {state.step}: the loss or a gradient "
                              "became NaN/inf. Weights restored to the last good chunk; try a "
                              "smaller learning rate or gradient clipping.")
+            model.load_state_dict(backup[0])
+            opt.load_state_dict(backup[1])
+            if state.ema is not None:
+                state.ema.load_state_dict(backup[2])
+            state.step = backup[3]
+            del state.history[backup[4]:]
             break
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
