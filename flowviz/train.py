@@ -62,6 +62,8 @@ def init_state(model: torch.nn.Module, objective: Objective, cfg: OptimConfig) -
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema > 0 else None
+    if hasattr(objective, "ema"):  # objectives that bootstrap from the EMA copy (shortcut)
+        objective.ema = ema
     gen = torch.Generator().manual_seed(cfg.seed)  # CPU: samplers draw on CPU, then move
     return TrainState(model, objective, cfg, ema, opt, gen)
 
