@@ -5,11 +5,16 @@
 - tests marked `gpu` are skipped when CUDA is not available.
 """
 
+import os
 import random
 
-import numpy as np
-import pytest
-import torch
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
+# fight each other and tiny models run ~60x slower. Must be set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 SEED = 0
 
