@@ -1,7 +1,9 @@
 """Training objectives, one file per method (article sections in each docstring)."""
 
-from .fm import fm_loss, uniform_t
+from .fm import fm_loss, squared_error, uniform_t
+from .reflow import ReflowConfig, generate_pairs, invert, next_round
 from .shortcut import ShortcutConfig, ShortcutObjective, Template, shortcut_loss
 
-__all__ = ["ShortcutConfig", "ShortcutObjective", "Template", "fm_loss", "shortcut_loss",
+__all__ = ["ReflowConfig", "ShortcutConfig", "ShortcutObjective", "Template", "fm_loss",
+           "generate_pairs", "invert", "next_round", "shortcut_loss", "squared_error",
            "uniform_t"]
