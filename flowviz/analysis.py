@@ -27,16 +27,21 @@ def field_on(field, points: torch.Tensor, t: float) -> torch.Tensor:
 
 @torch.no_grad()
 def quality_vs_nfe(field, x0: torch.Tensor, ref: torch.Tensor, method: str = "euler",
-                   nfes=NFES, t1: float = 1.0) -> tuple[list[int], list[float]]:
+                   nfes=NFES, t1: float = 1.0, sample=None) -> tuple[list[int], list[float]]:
     """Energy distance to ``ref`` of samples from ``x0`` at each NFE budget.
 
     A budget is spent as floor(nfe / evals-per-step) fixed steps, so RK4 starts at NFE 4;
-    budgets a method cannot meet are skipped. Returns the NFE actually used."""
+    budgets a method cannot meet are skipped. ``sample``: a few-step sampler ``(x0, nfe) ->
+    Solution`` used instead of an ODE solve of ``field`` (e.g. MeanFlow's jumps, §6). Returns
+    the NFE actually used."""
     out_n, out_q = [], []
     for nfe in nfes:
-        if nfe < EVALS_PER_STEP[method]:
+        if sample is not None:
+            s = sample(x0, nfe)
+        elif nfe < EVALS_PER_STEP[method]:
             continue
-        s = solve(field, x0, method, steps_for_nfe(method, nfe), t1=t1)
+        else:
+            s = solve(field, x0, method, steps_for_nfe(method, nfe), t1=t1)
         out_n.append(s.nfe)
         out_q.append(metrics.energy_distance(s.x, ref))
     return out_n, out_q
