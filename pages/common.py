@@ -132,19 +132,23 @@ def device(cfg: Settings) -> torch.device:
 
 
 def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100,
-                  every: float = 0.3, meta: dict | None = None) -> fv.TrainState | None:
+                  every: float = 0.3, meta: dict | None = None,
+                  advance: Callable | None = None, progress: Callable | None = None,
+                  start: str = "Train live") -> fv.TrainState | None:
     """Train / Pause / Reset controls and a fragment that trains ``chunk`` steps per tick.
 
     States live in ``st.session_state["runs"][key]``: keying by the run's config means coming
     back to a page, or switching back to an earlier setting, shows the finished run instantly.
     ``meta`` (a label, the data it was trained on, ...) is kept on the state for tables.
+    Phases that are not training (e.g. reflow's pair generation) pass ``advance(state, chunk)``
+    (default fv.train_steps), ``progress(state) -> (fraction, text)`` and the ``start`` label.
     Returns the state for ``key`` (None before the first click).
     """
     runs = st.session_state.setdefault("runs", {})
     flag = f"running:{key}"
     c1, c2, c3 = st.columns([1, 1, 1])
     state = runs.get(key)
-    label = "Resume" if state is not None and not state.done else "Train live"
+    label = "Resume" if state is not None and not state.done else start
     if c1.button(label, key=f"train:{key}", type="primary",
                  disabled=state is not None and state.done):
         if state is None:
@@ -164,12 +168,14 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     def tick():
         s = runs.get(key)
         if s is None:
-            st.caption("Not trained yet: press **Train live**.")
+            st.caption(f"Not started yet: press **{start}**.")
             return
         if st.session_state.get(flag) and not s.done:
-            fv.train_steps(s, chunk)
-        st.progress(min(1.0, s.step / s.cfg.steps),
-                    text=f"step {s.step} / {s.cfg.steps} · {s.seconds:.1f} s of training")
+            (advance or fv.train_steps)(s, chunk)
+        frac, text = progress(s) if progress else (
+            min(1.0, s.step / s.cfg.steps),
+            f"step {s.step} / {s.cfg.steps} · {s.seconds:.1f} s of training")
+        st.progress(frac, text=text)
         if s.status == "nan":
             st.error(s.message)
         if s.history:
