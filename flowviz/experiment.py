@@ -117,6 +117,36 @@ class ShortcutRun(FMRun):
                                "optim": optim})
 
 
+def shortcut_step_cost(cfg: ShortcutRun, n: int = 30, reps: int = 3, device="cpu"):
+    """Milliseconds per optimizer step of the shortcut run and of its FM baseline, timed here in
+    interleaved chunks (median of ``reps``), so that the two can be given the same training
+    time. Returns (shortcut ms, FM ms)."""
+    import statistics
+    import time
+
+    from .train import train_steps
+
+    long = dataclasses.replace(cfg.optim, steps=10**9)
+    states = [build_shortcut(dataclasses.replace(cfg, optim=long), device),
+              build_fm(dataclasses.replace(cfg.fm_baseline(), optim=long), device)]
+    times = [[], []]
+    for st in states:
+        train_steps(st, 5)  # warm-up
+    for _ in range(reps):
+        for st, acc in zip(states, times, strict=True):
+            t0 = time.perf_counter()
+            train_steps(st, n)
+            acc.append(1e3 * (time.perf_counter() - t0) / n)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+# The shortcut preset for 2-D toys (issue 5): chosen by benchmarks/tune_shortcut.py
+# (steps-to-quality sweeps); benchmarks/bench_shortcut.py measures it, benchmarks/RESULTS.md
+# records the figures.
+FAST_SHORTCUT = ShortcutRun(batch=512, model=MLPConfig(hidden=256, n_scalars=2),
+                            optim=OptimConfig(steps=3000, lr=3e-3))
+
+
 def build_shortcut(cfg: ShortcutRun, device="cpu",
                    uploaded: torch.Tensor | None = None) -> TrainState:
     """A fresh shortcut training state; the objective's EMA target is the state's EMA copy."""
@@ -126,6 +156,7 @@ def build_shortcut(cfg: ShortcutRun, device="cpu",
     objective = ShortcutObjective(*data_samplers(cfg, uploaded), cfg.batch, cfg.shortcut,
                                   cfg.coupling)
     return init_state(model, objective, cfg.optim)
+
 
 @dataclass(frozen=True)
 class MeanFlowRun(FMRun):

@@ -133,6 +133,7 @@ def device(cfg: Settings) -> torch.device:
 
 def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100,
                   every: float = 0.3, meta: dict | None = None,
+                  loss_keys=("loss",),
                   advance: Callable | None = None, progress: Callable | None = None,
                   start: str = "Train live") -> fv.TrainState | None:
     """Train / Pause / Reset controls and a fragment that trains ``chunk`` steps per tick.
@@ -140,6 +141,7 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     States live in ``st.session_state["runs"][key]``: keying by the run's config means coming
     back to a page, or switching back to an earlier setting, shows the finished run instantly.
     ``meta`` (a label, the data it was trained on, ...) is kept on the state for tables.
+    ``loss_keys``: the logged parts drawn in the loss chart (an objective's logs names).
     Phases that are not training (e.g. reflow's pair generation) pass ``advance(state, chunk)``
     (default fv.train_steps), ``progress(state) -> (fraction, text)`` and the ``start`` label.
     Returns the state for ``key`` (None before the first click).
@@ -179,7 +181,7 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
         if s.status == "nan":
             st.error(s.message)
         if s.history:
-            chart(fv.viz.loss_fig(s.history), key=f"loss:{key}")
+            chart(fv.viz.loss_fig(s.history, loss_keys), key=f"loss:{key}")
         if s.done and st.session_state.get(flag):
             st.session_state[flag] = False
             st.rerun()  # whole page: draw the results of the finished run

@@ -164,30 +164,38 @@ def shortcut_target(net, x: torch.Tensor, t: torch.Tensor, D: torch.Tensor,
 
 def shortcut_loss(model, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, D: torch.Tensor,
                   target_net=None, template: Template = HALVES, d_min: float = 1 / 128):
-    """The shortcut loss on one batch (§5.2). Rows with D = 0 are flow matching (the FM loss of
-    s(·, ·, 0)); rows with D > 0 regress s(x_t, t, D) on the template target computed with
-    ``target_net`` (default: the model itself, under stop-gradient). The two parts are averaged
-    over the whole batch, as in the paper. Returns (loss, L_FM, L_SC); an empty part is NaN."""
-    fm, sc = D == 0, D > 0
-    zero = x0.new_zeros(())
-    l_fm = fm_loss(at_d(model, 0.0), x0[fm], x1[fm], t[fm]) if fm.any() else zero
-    l_sc = zero
+    """The shortcut loss on one batch (§5.2). Rows with D = 0 are flow matching of s(·, ·, 0);
+    rows with D > 0 regress s(x_t, t, D) on the template target computed with ``target_net``
+    (default: the model itself, under stop-gradient). The parts are averaged over the whole
+    batch, as in the paper. Returns (loss, L_FM, L_SC); an empty part is NaN.
+
+    A self-consistency row is an FM row on a synthetic pair: the straight line through x_t at
+    time t with velocity s_tgt, x0' = x_t - t s_tgt and x1' = x_t + (1 - t) s_tgt. So the whole
+    batch is one fm_loss call, one forward pass of the network."""
+    sc = D > 0
     if sc.any():
-        t_sc, D_sc = t[sc], D[sc]
-        xt = LinearPath().interpolate(x0[sc], x1[sc], t_sc)
-        tgt = shortcut_target(model if target_net is None else target_net, xt, t_sc, D_sc,
+        x0, x1 = x0.clone(), x1.clone()
+        tb = t[sc].reshape(-1, *([1] * (x0.dim() - 1)))
+        xt = LinearPath().interpolate(x0[sc], x1[sc], t[sc])
+        tgt = shortcut_target(model if target_net is None else target_net, xt, t[sc], D[sc],
                               template, d_min)
-        l_sc = (model(xt, t_sc, D_sc) - tgt).pow(2).flatten(1).sum(1).mean()
-    n_fm, n_sc = int(fm.sum()), int(sc.sum())
-    loss = (n_fm * l_fm + n_sc * l_sc) / len(D)
-    nan = x0.new_tensor(float("nan"))
-    return loss, (l_fm if n_fm else nan), (l_sc if n_sc else nan)
+        x0[sc], x1[sc] = xt - tb * tgt, xt + (1 - tb) * tgt
+    per_row = {}
+
+    def squared(r):
+        per_row["e"] = r.pow(2).flatten(1).sum(1)
+        return per_row["e"]
+
+    loss = fm_loss(lambda x, tt: model(x, tt, D), x0, x1, t, loss=squared)
+    e = per_row["e"].detach()
+    nan = e.new_tensor(float("nan"))
+    return loss, (e[~sc].mean() if (~sc).any() else nan), (e[sc].mean() if sc.any() else nan)
 
 
 class ShortcutObjective:
     """An objective for flowviz.train: each batch is (1 - sc_frac) flow-matching rows (t uniform,
     d = 0) and sc_frac self-consistency rows (t, D from :func:`draw_steps`). Logs the parts as
-    "fm" and "sc". ``ema`` is set by flowviz.train.init_state; ``target="ema"`` needs it."""
+    "L_FM" and "L_SC". ``ema`` is set by flowviz.train.init_state; ``target="ema"`` needs it."""
 
     def __init__(self, sample_x0, sample_x1, batch: int, cfg: ShortcutConfig | None = None,
                  coupling: str = "independent"):
@@ -212,21 +220,14 @@ class ShortcutObjective:
                              "built by flowviz.train.init_state")
         net = self.ema if cfg.target == "ema" else model
         loss, l_fm, l_sc = shortcut_loss(model, x0, x1, t, D, net, cfg.template, cfg.d_min)
-        return loss, {"fm": l_fm.detach(), "sc": l_sc.detach()}
+        return loss, {"L_FM": l_fm.detach(), "L_SC": l_sc.detach()}
 
 
 def sample(model, x0: torch.Tensor, m: int, return_traj: bool = False) -> Solution:
     """M-step shortcut sampling (§5.2): d = 1/M, x <- x + d s(x, t, d), t <- t + d; exactly M
-    network calls (Solution.nfe). The trajectory has M + 1 points."""
+    network calls (Solution.nfe). The trajectory has M + 1 points. ``partial(sample, model)`` is
+    the few-step sampler that flowviz.analysis.quality_vs_nfe takes."""
     return solve(at_d(model, 1.0 / m), x0, "euler", m, return_traj=return_traj)
-
-
-@torch.no_grad()
-def quality_vs_steps(model, x0: torch.Tensor, ref: torch.Tensor, ms=(1, 2, 4, 8, 16, 32, 64, 128)):
-    """Energy distance to ``ref`` of M-step shortcut samples from x0, for each M in ``ms``."""
-    from ..metrics import energy_distance
-
-    return list(ms), [energy_distance(sample(model, x0, m).x, ref) for m in ms]
 
 
 @torch.no_grad()

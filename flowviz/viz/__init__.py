@@ -12,8 +12,9 @@ from .figures import (
     scatter,
     trajectories_fig,
 )
+from .shortcut import clouds_grid_fig, consistency_fig, family_fig, step_colors
 from .style import SEQ, SOURCE, TARGET, base
 
-__all__ = ["SEQ", "SOURCE", "TARGET", "base", "clouds_fig", "curves_fig", "field_fig",
-           "heatmap_fig", "loss_fig", "pair_lines_fig", "probe_fig", "quality_vs_nfe_fig",
-           "scatter", "trajectories_fig"]
+__all__ = ["SEQ", "SOURCE", "TARGET", "base", "clouds_fig", "clouds_grid_fig", "consistency_fig",
+           "curves_fig", "family_fig", "field_fig", "heatmap_fig", "loss_fig", "pair_lines_fig",
+           "probe_fig", "quality_vs_nfe_fig", "scatter", "step_colors", "trajectories_fig"]

@@ -258,7 +258,7 @@ def test_tiny_run_learns_a_one_step_jump_better_than_euler_of_its_own_velocity(o
                          shortcut=ShortcutConfig(target="stopgrad", m_max=8))
     st = fv.build_shortcut(run)
     fv.train_steps(st, 250)
-    assert st.status == "done" and {"fm", "sc"} <= set(st.history[-1])
+    assert st.status == "done" and {"L_FM", "L_SC"} <= set(st.history[-1])
     model = st.sampler_model
     x0 = data.sample("gaussian", 1500, seed=5)[0]
     ref = data.sample("8gaussians", 1500, seed=6)[0]
