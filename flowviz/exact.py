@@ -71,8 +71,17 @@ class ExactField:
         step = max(1, CHUNK // max(1, len(y)))
         ws, ms, cs = [], [], []
         for i in range(0, len(xf), step):
-            w = torch.softmax(x_aug[i:i + step] @ y_aug.T, dim=1)
-            m = w @ y
+            # softmax, normalised after the product with y (Q divisions instead of Q x N) and
+            # in place unless autograd runs through the field: ~2x faster than torch.softmax
+            w = x_aug[i:i + step] @ y_aug.T
+            if w.requires_grad:
+                w = (w - w.amax(1, keepdim=True).detach()).exp()
+            else:
+                w = w.sub_(w.amax(1, keepdim=True)).exp_()
+            z = w.sum(1, keepdim=True)
+            m = (w @ y) / z
+            if weights or cov:
+                w = w / z if w.requires_grad else w.div_(z)
             ms.append(m)
             if weights:
                 ws.append(w)
