@@ -15,6 +15,7 @@ import torch
 
 import flowviz as fv
 from flowviz.analysis import NFES, coupling_metrics, path_metrics, quality_vs_nfe
+from flowviz.experiment import FAST_1RF
 from flowviz.methods.reflow import (
     LOSSES,
     T_DISTS,
@@ -140,16 +141,19 @@ st.subheader("Phase 1 · train the 1-rectified flow")
 c1, c2, c3, c4, c5 = st.columns(5)
 coupling = c1.selectbox("Coupling", ["independent", "ot"], key="rf_coupling",
                         format_func={"independent": "independent", "ot": "minibatch OT"}.get)
-steps1 = c2.select_slider("Steps", [100, 300, 500, 1000, 2000, 3000, 5000], 3000, key="rf_steps1")
-hidden = c3.select_slider("Width", [64, 128, 256], 128, key="rf_hidden")
-batch1 = c4.select_slider("Batch", [128, 256, 512, 1024], 512, key="rf_batch1")
-lr1 = c5.select_slider("Learning rate", [1e-3, 2e-3, 3e-3, 5e-3], 3e-3, key="rf_lr1")
+P1 = FAST_1RF  # the project's 1-RF preset: the defaults below
+steps1 = c2.select_slider("Steps", [100, 300, 500, 700, 1000, 2000, 3000, 5000], P1.optim.steps,
+                          key="rf_steps1")
+hidden = c3.select_slider("Width", [64, 128, 256], P1.model.hidden, key="rf_hidden")
+batch1 = c4.select_slider("Batch", [128, 256, 512, 1024], P1.batch, key="rf_batch1")
+lr1 = c5.select_slider("Learning rate", [1e-3, 3e-3, 5e-3, 1e-2, 2e-2], P1.optim.lr,
+                       key="rf_lr1")
 
 
 def fm_run(coupling: str) -> fv.FMRun:
     return fv.FMRun(source=cfg.source, target=cfg.target, coupling=coupling, n_data=cfg.n_data,
                     data_seed=cfg.seed, h=cfg.h, batch=batch1, model=MLPConfig(hidden=hidden),
-                    optim=fv.OptimConfig(steps=steps1, lr=lr1, seed=cfg.seed))
+                    optim=dataclasses.replace(P1.optim, steps=steps1, lr=lr1, seed=cfg.seed))
 
 
 def rf1_key(coupling: str) -> str:
@@ -277,11 +281,12 @@ with c3:
     d1, d2 = st.columns(2)
     steps2 = d1.select_slider("2-RF steps", [100, 300, 500, 1000, 2000, 3000], 2000,
                               key="rf_steps2")
-    lr2 = d2.select_slider("2-RF learning rate", [3e-4, 1e-3, 2e-3, 3e-3], 1e-3, key="rf_lr2")
+    lr2 = d2.select_slider("2-RF learning rate", [3e-4, 1e-3, 3e-3, 1e-2], 3e-3, key="rf_lr2")
 
 rcfg = dataclasses.replace(pcfg, t_dist=t_dist, a=a, ln_std=ln_std, loss=loss, c=c_huber,
                            p_real=p_real, init=init, batch=batch1,
-                           optim=fv.OptimConfig(steps=steps2, lr=lr2, seed=cfg.seed))
+                           optim=dataclasses.replace(pcfg.optim, steps=steps2, lr=lr2,
+                                                     seed=cfg.seed))
 ts = rcfg.sampler()(20_000, torch.zeros(1), torch.Generator().manual_seed(0))
 grid_t = torch.linspace(0.002, 0.998, 300)
 with c3:
