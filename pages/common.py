@@ -131,9 +131,15 @@ def device(cfg: Settings) -> torch.device:
         return torch.device("cpu")
 
 
+def training_active(key: str) -> bool:
+    """Whether the live run ``key`` is training now (neither paused nor finished)."""
+    return bool(st.session_state.get(f"running:{key}"))
+
+
 def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100,
                   every: float = 0.3, meta: dict | None = None,
                   loss_keys=("loss",),
+                  monitor: Callable[[fv.TrainState], None] | None = None,
                   advance: Callable | None = None, progress: Callable | None = None,
                   start: str = "Train live") -> fv.TrainState | None:
     """Train / Pause / Reset controls and a fragment that trains ``chunk`` steps per tick.
@@ -142,6 +148,7 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     back to a page, or switching back to an earlier setting, shows the finished run instantly.
     ``meta`` (a label, the data it was trained on, ...) is kept on the state for tables.
     ``loss_keys``: the logged parts drawn in the loss chart (an objective's logs names).
+    ``monitor(state)``: draws more live charts (e.g. stability monitors) under the loss chart.
     Phases that are not training (e.g. reflow's pair generation) pass ``advance(state, chunk)``
     (default fv.train_steps), ``progress(state) -> (fraction, text)`` and the ``start`` label.
     Returns the state for ``key`` (None before the first click).
@@ -182,6 +189,8 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
             st.error(s.message)
         if s.history:
             chart(fv.viz.loss_fig(s.history, loss_keys), key=f"loss:{key}")
+            if monitor is not None:
+                monitor(s)
         if s.done and st.session_state.get(flag):
             st.session_state[flag] = False
             st.rerun()  # whole page: draw the results of the finished run
