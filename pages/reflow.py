@@ -365,37 +365,39 @@ all_runs = {key: s for key, s in runs.items() if key.startswith(("rf1:", "rf2:",
             and s.meta.get("data") == data_key and s.step > 0}
 if all_runs:
     st.subheader("Quality vs NFE: one line per round, and any other run of this session")
-    labels = {key: f"{s.meta['label']}" + ("" if s.done else f" (step {s.step})")
-              for key, s in all_runs.items()}
+    labels = {key: s.meta["label"] for key, s in all_runs.items()}
     shown = st.multiselect("Runs shown (every run of this session on this data is kept)",
                            list(all_runs), default=list(all_runs), format_func=labels.get,
                            key=f"rf_overlay:{hash(tuple(all_runs))}")  # new run: all shown
     curves, rows = {}, []
     if gaussian_source:
-        curves["exact 1-RF field v*"] = tuple(exact_nfe_curve(cfg))
+        n_, q_ = exact_nfe_curve(cfg)
+        curves["exact 1-RF field v*"] = (n_, ed_floor(q_))
     for key in shown:
         s = all_runs[key]
         r = evaluate(key, s)
         curves[labels[key]] = (r["nfe"][0], ed_floor(r["nfe"][1]))
         q = dict(zip(*r["nfe"], strict=True))
         pairs_s = runs[s.meta["pairs_key"]].seconds if s.meta.get("pairs_key") in runs else 0.0
-        rows.append({"run": labels[key], "ED @1": q[1], "ED @2": q[2], "ED @4": q[4],
+        rows.append({"run": labels[key],
+                     "trained": "done" if s.done else f"step {s.step} / {s.cfg.steps}",
+                     "ED @1": q[1], "ED @2": q[2], "ED @4": q[4],
                      "ED @128": q[128], "straightness": r["paths"]["straightness"],
                      "turning (°)": np.degrees(r["paths"]["curvature"]),
                      "own crossings %": 100 * r["paths"]["crossing_fraction"],
                      "E‖x1−x0‖²": r["paths"]["transport_cost"],
                      "train s": s.seconds, "pairs s": pairs_s})
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        chart(fv.viz.quality_vs_nfe_fig(curves, title="Quality vs NFE, Euler (energy distance "
-                                        "to the data, lower is better)", height=440), "rf-nfe")
-    with c2:
-        st.dataframe(rows, key="rf-table", column_config={
+    chart(fv.viz.quality_vs_nfe_fig(curves, title="Quality vs NFE, Euler (energy distance "
+                                    "to the data, lower is better)", height=480), "rf-nfe")
+    st.dataframe(rows, key="rf-table", hide_index=True, column_config={
+        "run": st.column_config.TextColumn(width="large"), **{
             c: st.column_config.NumberColumn(format="%.4f")
-            for c in ("ED @1", "ED @2", "ED @4", "ED @128", "straightness", "E‖x1−x0‖²")})
-        st.caption(f"Energy distance (ED) of {N_EVAL} Euler samples to {N_EVAL} samples of the "
-                   f"data at NFE {', '.join(map(str, NFES))}; path metrics from {N_PATHS} RK4 "
-                   "trajectories. Compute: training and pair-generation seconds.")
+            for c in ("ED @1", "ED @2", "ED @4", "ED @128", "straightness", "E‖x1−x0‖²")},
+        **{c: st.column_config.NumberColumn(format="%.1f")
+           for c in ("turning (°)", "own crossings %", "train s", "pairs s")}})
+    st.caption(f"Energy distance (ED) of {N_EVAL} Euler samples to {N_EVAL} samples of the data "
+               f"at NFE {', '.join(map(str, NFES))}; path metrics from {N_PATHS} RK4 "
+               "trajectories. Compute: training and pair-generation seconds.")
 
 # --- 4. The non-crossing argument --------------------------------------------------------------
 st.header("4 · Why rectified pairs hardly cross")
@@ -461,8 +463,8 @@ if not trained:
 else:
     c1, c2 = st.columns([1, 3])
     with c1:
-        k_inv = st.radio("Round", list(trained), format_func=ROUND_NAMES.get, key="rf_inv_round",
-                         index=len(trained) - 1)
+        k_inv = st.radio("Round", list(trained), format_func=ROUND_NAMES.get,
+                         index=len(trained) - 1, key=f"rf_inv_round:{len(trained)}")
         n_inv = st.select_slider("Euler steps (backward)", [1, 2, 4, 8, 16, 32], 2,
                                  key="rf_inv_steps")
     model = trained[k_inv][1].sampler_model.eval()
@@ -474,10 +476,12 @@ else:
     ed_z = fv.metrics.energy_distance(z, noise)
     floor = fv.metrics.energy_distance(noise2, noise)
     with c1:
-        st.metric("Energy distance of the recovered noise to N(0, I)", f"{ed_z:.4f}",
-                  help=f"For scale: two samples of N(0, I) of this size give {floor:.4f}.")
+        st.metric("ED of the noise to N(0, I)", f"{ed_z:.4f}",
+                  help="Energy distance of the recovered noise to a sample of N(0, I); for "
+                       f"scale, two samples of N(0, I) of this size give {floor:.4f}.")
         rt = float((back - x1d).norm(dim=1).mean())
-        st.metric("Round trip ‖Φ(Φ⁻¹(x)) − x‖, mean", f"{rt:.4f}")
+        st.metric("Round trip error", f"{rt:.4f}",
+                  help="Mean ‖Φ(Φ⁻¹(x)) − x‖: invert, then generate back with as many steps.")
         st.caption(f"Two independent N(0, I) samples of {len(z)} points: {floor:.4f} "
                    "(the noise floor).")
         rows = []
@@ -491,11 +495,11 @@ else:
         d1, d2 = st.columns(2)
         with d1:
             chart(hist_pdf_fig(z.cpu().flatten(), gz, torch.exp(-gz**2 / 2) / np.sqrt(2 * np.pi),
-                               f"Recovered noise, both coordinates ({ROUND_NAMES[k_inv]}, "
-                               f"{n_inv} step{'s' * (n_inv > 1)})", "z", bins=40, rng=(-4, 4),
-                               height=380, pdf_name="N(0, 1)"), "rf-inv-hist")
+                               f"{ROUND_NAMES[k_inv]}, {n_inv} step{'s' * (n_inv > 1)}: noise "
+                               "vs N(0, 1)", "z (both coordinates)", bins=40, rng=(-4, 4),
+                               height=380, pdf_name="N(0, 1)", legend=False), "rf-inv-hist")
         with d2:
-            chart(qq_fig(z.cpu(), "Normal QQ plot of the recovered noise", height=380),
+            chart(qq_fig(z.cpu(), "Normal QQ plot of the noise", height=380),
                   "rf-inv-qq")
 
 # --- 6. Minibatch OT -------------------------------------------------------------------------

@@ -47,6 +47,8 @@ def qq_fig(z, title: str = "Normal QQ plot", height: int = 360, max_points: int 
     for d in range(min(z.shape[1], len(names))):
         fig.add_trace(go.Scatter(x=q[keep], y=np.sort(z[:, d])[keep], mode="markers",
                                  name=names[d], marker=dict(size=4, color=SEQ[d])))
+    fig.update_layout(legend=dict(orientation="v", x=0.02, y=0.98, xanchor="left",
+                                  yanchor="top", bgcolor="rgba(255,255,255,0.7)"))
     return fig
 
 

@@ -149,8 +149,9 @@ def test_phases_train_a_tiny_pipeline_on_button_presses():
     assert any("minibatch OT" in n for n in names)
 
     # inversion: more Euler steps change the recovered noise
-    before = metric(at, "Energy distance of the recovered noise to N(0, I)")
+    before = metric(at, "ED of the noise to N(0, I)")
     at.select_slider(key="rf_inv_steps").set_value(16).run()
-    after = metric(at, "Energy distance of the recovered noise to N(0, I)")
+    after = metric(at, "ED of the noise to N(0, I)")
     assert before != after and after >= -0.01
     assert spec(at, "Normal QQ plot")
+    assert spec(at, "noise vs N(0, 1)")
