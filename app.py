@@ -13,6 +13,9 @@ PAGES = [
             url_path="straight_pairs"),
     st.Page("pages/diffusion_vs_fm.py", title="Diffusion PF-ODE vs flow matching", icon="🌫️",
             url_path="diffusion_vs_fm"),
+    st.Page("pages/reflow.py", title="ReFlow: straightening", icon="📏", url_path="reflow"),
+    st.Page("pages/shortcut.py", title="Shortcut models", icon="⏭️", url_path="shortcut"),
+    st.Page("pages/meanflow.py", title="MeanFlow", icon="🎯", url_path="meanflow"),
 ]
 
 page = st.navigation(PAGES)

@@ -20,6 +20,20 @@ rows = [
      "The exact VP-diffusion PF-ODE beside the exact rectified flow on the same data: "
      "trajectories, speed over time, and quality vs number of function evaluations (NFE) for "
      "Euler, Heun, RK4 and adaptive solvers."),
+    ("pages/reflow.py", "ReFlow: straightening", "§3, §3.1",
+     "Train 1-RF, let it generate its own pairs, train 2-RF (and 3-RF) on them: the pair lines "
+     "stop crossing and one Euler step becomes enough. The improved-training choices of Lee, "
+     "Lin & Fanti (U-shaped t, pseudo-Huber, real-data mixing, init from 1-RF), the "
+     "non-crossing argument, inversion to noise, and minibatch OT on the same chart."),
+    ("pages/shortcut.py", "Shortcut models", "§5, §5.1, §5.2, §6.3.1",
+     "One model s(x, t, d) that knows its step size: flow matching at d = 0 plus "
+     "self-consistency (one step of 2d = two steps of d). The whole 1…128-step family from one "
+     "network, the self-consistency picture at a point, the target as a learned integrator, "
+     "and quality vs steps against plain flow matching trained for the same time."),
+    ("pages/meanflow.py", "MeanFlow", "§6, §6.1, §6.2",
+     "Mean velocity u(x_t, t, r) vs instantaneous v: the chord, the running average, the "
+     "(t, r) map of their gap, exact before any training. Then MeanFlow trained live through "
+     "the JVP identity u = v + (r − t) du/dt, with its stability monitors and one-step samples."),
 ]
 for path, title, section, what in rows:
     with st.container(border=True):
@@ -30,10 +44,8 @@ for path, title, section, what in rows:
 
 st.subheader("Coming next")
 st.markdown(
-    "- **ReFlow** (§3, §3.1): k-rectified flow and the improved training choices.\n"
     "- **InstaFlow** (§4): conditional reflow, one-step distillation, and its coverage problem.\n"
-    "- **Shortcut models** (§5): one step-size-conditioned model for 1 to 128 steps.\n"
-    "- **MeanFlow** (§6): mean vs instantaneous velocity, the JVP identity, one-step sampling.\n"
+    "- **MeanFlow vs Shortcut** and a scoreboard of every method on one quality-vs-NFE chart.\n"
     "- **Scaling** to digits, CIFAR-10 and latents on a GPU.")
 
 st.subheader("Conventions")

@@ -7,7 +7,7 @@ from .conftest import wait_for_idle
 pytestmark = pytest.mark.e2e
 
 # url_path of every page ("" is the home page).
-PAGES = ["", "straight_pairs", "diffusion_vs_fm"]
+PAGES = ["", "straight_pairs", "diffusion_vs_fm", "reflow", "shortcut", "meanflow"]
 
 LOAD_TIMEOUT = 90.0  # seconds: pages compute on first load
 EXCEPTION = '[data-testid="stException"]'
