@@ -1,6 +1,8 @@
 """First render time of every page (foundation issue 2, §5): target under 2 s per page.
 
-Each measurement is a fresh Python process: import the app's heavy modules (timed separately),
+Each measurement is a fresh Python process: import the app's heavy modules (timed separately:
+torch, streamlit, flowviz, pages.common, and pandas, which streamlit loads lazily at the first
+st.dataframe; all once per server process),
 then ``AppTest.from_file("app.py")``, ``switch_page("pages/<page>.py")`` and time ``.run()``:
 the preset data, no training, cold Streamlit caches. Pages are discovered from the
 ``st.Page("pages/...")`` entries of app.py. Median over ``--reps`` processes per page.
@@ -37,6 +39,7 @@ def render_once(page: str, threads: int | None = None, profile: bool = False) ->
 
     if threads:
         torch.set_num_threads(threads)
+    import pandas  # noqa: F401  (streamlit imports it at the first st.dataframe: once a process)
     import streamlit  # noqa: F401
     from streamlit.testing.v1 import AppTest
 
@@ -129,7 +132,9 @@ def main(argv=None) -> None:
 
     pages = args.pages or discover()
     reps = 1 if args.quick else args.reps
-    print(f"# bench_render · {sys.version.split()[0]} · {os.cpu_count()} cores")
+    print(f"# bench_render · Python {sys.version.split()[0]} · {os.cpu_count()} cores · torch "
+          f"threads {args.threads or 'default'} · OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset (active)')}")
     print(f"# load before: {load()}")
     rows = []
     for page in pages:
