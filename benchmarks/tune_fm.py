@@ -1,12 +1,14 @@
 """How FAST_1RF was chosen: a steps-to-quality sweep over FMRun knobs (foundation issue 2, §5).
 
 Steps to quality is deterministic given the seed, so it can be measured anywhere; wall time is
-then steps x the per-step cost measured on the target machine (bench_fm.py --per-step-grid).
+then steps x the per-step cost measured on the target machine (``--per-step-grid THREADS``).
 Each configuration trains through flowviz.build_fm / train_steps on the CPU (1 thread per
 worker) exactly as bench_fm.py does; evaluation may run on a GPU (``--eval-device cuda``) to make
-a large sweep affordable. Writes one JSON line per (config, seed).
+a large sweep affordable. Writes one JSON line per (config, seed), with the whole ED curve.
+Grids: stage1, stage2 (GRIDS), targets (FINALISTS on every toy target), baseline.
 
-    .venv/bin/python benchmarks/tune_fm.py --grid stage1 --workers 2 --out /tmp/sweep.jsonl
+    .venv/bin/python benchmarks/tune_fm.py --grid stage2 --workers 2 --out /tmp/sweep.jsonl
+    .venv/bin/python benchmarks/tune_fm.py --per-step-grid 2
 """
 
 from __future__ import annotations
