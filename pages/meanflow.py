@@ -6,14 +6,25 @@
 3. The definition u = (1/(r - t)) ∫ v dτ checked on the trained model's own flow.
 """
 
+import dataclasses
+import time
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
 
 import flowviz as fv
 from flowviz.analysis import quality_vs_nfe
-from flowviz.experiment import FAST_MEANFLOW, MeanFlowRun, build_meanflow
+from flowviz.experiment import (
+    FAST_MEANFLOW,
+    MeanFlowRun,
+    ShortcutRun,
+    build_meanflow,
+    build_shortcut,
+)
 from flowviz.methods import meanflow as mf
+from flowviz.methods import shortcut as sc
 from flowviz.viz import meanflow as mviz
 from pages.common import (
     chart,
@@ -176,7 +187,9 @@ st.latex(r"u(x_t,t,r)=v(x_t,t)+(r-t)\,\frac{d}{dt}u(x_t,t,r),\qquad "
 st.markdown(
     "The network regresses on $\\mathrm{sg}\\big(v + (r-t)\\,\\tfrac{d}{dt}u_\\theta\\big)$ with "
     "the conditional velocity $v = x_1 - x_0$; rows with $r = t$ are plain flow matching. "
-    "The adaptive weight $1/(\\|\\Delta\\|^2 + c)^p$ of Geng et al. tames the noisy rows.")
+    "Geng et al. weight each row by $1/(\\|\\Delta\\|^2 + c)^p$ with $p = 1$ and draw $t, r$ "
+    "logit-normal; on these 2-D toys the preset uses $p = 0$ and uniform times instead "
+    "(try theirs: section 3 shows what changes).")
 c1, c2, c3, c4 = st.columns(4)
 steps = c1.select_slider("Steps", [300, 500, 1000, 2000, 3000, 4000, 6000], PRESET.optim.steps,
                          key="mf_steps")
@@ -191,7 +204,9 @@ sampler = c2.selectbox("Time sampler", mf.TIME_SAMPLERS, mf.TIME_SAMPLERS.index(
                        key="mf_sampler", format_func={"uniform": "uniform",
                                                       "logit_normal": "logit-normal"}.get)
 p = c3.select_slider("Adaptive weight power p", [0.0, 0.5, 1.0, 1.5], d.p, key="mf_p",
-                     help="0: plain squared error. 1: every row counts about equally.")
+                     help="0: plain squared error (its minimiser is the conditional mean). "
+                          "1 (Geng et al.): every row counts about equally; robust to noisy "
+                          "targets but mode-seeking, which biases v = u(x, t, t).")
 warm = c4.select_slider("Warm start: FM steps first", [0, 100, 300, 1000], d.fm_warmup,
                         key="mf_warm", help="Train the same network as flow matching (r = t) "
                                             "first, then switch the identity on.")
@@ -227,10 +242,10 @@ elif state is not None and state.step > 0:
     model = state.sampler_model.eval()
     res = st.session_state.setdefault("mf_results", {})
     rk = (key, state.step)
+    x0e = x0_all.to(dev)
+    ref = (exact_field(cfg).sample_target(N_EVAL, torch.Generator().manual_seed(99))
+           if gaussian_source else x1_all[:N_EVAL]).to(dev)
     if rk not in res:
-        x0e = x0_all.to(dev)
-        ref = (exact_field(cfg).sample_target(N_EVAL, torch.Generator().manual_seed(99))
-               if gaussian_source else x1_all[:N_EVAL]).to(dev)
         with torch.no_grad():
             res[rk] = {"jump": mf.sample(model, x0e).x.cpu(),
                        "mf": quality_vs_nfe(None, x0e, ref, sample=mf.sampler(model)),
@@ -287,3 +302,82 @@ elif state is not None and state.step > 0:
                                     "its own flow‖", "gap", lim=LIM), "mf-identity-points")
         st.caption(f"Median gap {e.median():.3f}, 90th percentile {e.quantile(0.9):.3f}. "
                    "Where the noise splits between modes the jump is a compromise.")
+
+# --- 4. MeanFlow vs Shortcut -------------------------------------------------------------------
+st.header("4 · MeanFlow vs Shortcut: one average, two ways to learn it")
+st.markdown(
+    "With $r = t + d$, Shortcut's $s(x_t, t, d)$ (§5) and MeanFlow's $u(x_t, t, t + d)$ are the "
+    "same quantity, $\\frac1d\\int_t^{t+d} v\\,d\\tau$ (§6.3). MeanFlow learns it from the "
+    "identity, a derivative (one JVP per row); Shortcut from self-consistency, two half steps of "
+    "itself (a learned quadrature, §6.3.1). Here a Shortcut model trains on the same data, with "
+    "the same network, for the same training time as the MeanFlow run above.")
+if state is None or not state.done or state.status == "nan" or training_active(key):
+    st.info("Finish the MeanFlow run above first: the Shortcut model gets its training time.")
+    st.stop()
+sc_key = f"sc-vs:{key}"
+
+
+def build_sc() -> fv.TrainState:
+    """The shortcut run on the same data and network, its step count set so that it trains as
+    long as the MeanFlow run did (per-step cost timed here, on 20 steps after 5 warm-up)."""
+    base = ShortcutRun(**{f.name: getattr(run, f.name) for f in dataclasses.fields(fv.FMRun)})
+    long = dataclasses.replace(run.optim, steps=10**9)
+    probe = build_shortcut(dataclasses.replace(base, optim=long), dev, uploaded_points())
+    fv.train_steps(probe, 5)
+    t0 = time.perf_counter()
+    fv.train_steps(probe, 20)
+    ms = (time.perf_counter() - t0) / 20
+    steps = max(100, round(state.seconds / ms))
+    return build_shortcut(dataclasses.replace(base, optim=dataclasses.replace(run.optim,
+                                                                              steps=steps)),
+                          dev, uploaded_points())
+
+
+sc_state = live_training(sc_key, build_sc, chunk=50, loss_keys=("fm", "sc"),
+                         start="Train Shortcut (same time)",
+                         meta={"label": "Shortcut, same time", "data": data_key})
+if sc_state is None or sc_state.step == 0 or training_active(sc_key):
+    st.stop()
+s_model = sc_state.sampler_model.eval()
+
+
+def s_as_u(x, t, r):
+    """Shortcut's s(x, t, d) read as a mean velocity: u(x, t, r) = s(x, t, r - t)."""
+    return s_model(x, t, r - t)
+
+
+rk = (sc_key, sc_state.step, key, state.step)
+if rk not in res:
+    with torch.no_grad():
+        res[rk] = {"sc": quality_vs_nfe(None, x0e, ref, sample=partial(sc.sample, s_model))}
+        if gaussian_source:
+            res[rk]["d"] = mf.error_vs_interval(
+                {"MeanFlow u_θ(x, t, t + d)": model, "Shortcut s_θ(x, t, d)": s_as_u},
+                exact_field(cfg), x0_all[:200].to(dev), 20, substeps(cfg))
+cmp = res[rk]
+c1, c2 = st.columns(2)
+with c1:
+    curves = {f"MeanFlow: k jumps ({state.seconds:.0f} s, {state.step} steps)": out["mf"],
+              f"Shortcut: k steps ({sc_state.seconds:.0f} s, {sc_state.step} steps)": cmp["sc"]}
+    fig = fv.viz.quality_vs_nfe_fig(curves, title="Same data, network and training time")
+    fig.update_layout(legend=dict(y=-0.25))
+    chart(fig, "mf-vs-sc-nfe")
+with c2:
+    if "d" in cmp:
+        ds, errs = cmp["d"]
+        chart(fv.viz.curves_fig({k: (ds, v) for k, v in errs.items()}, "Error of the interval "
+                                "average against the exact u*", "interval length d = r − t",
+                                "mean ‖· − u*‖", height=380), "mf-vs-sc-d")
+        st.caption("Over 200 exact trajectories and every pair of times on a 1/20 grid; u* "
+                   "from the closed-form field integrated by RK4.")
+    else:
+        st.info("The error against the exact average needs the Gaussian source.")
+if gaussian_source:
+    with torch.no_grad():
+        rr = ts[i:].to(dev)
+        xt = traj[i].to(dev).expand(len(rr), 2)
+        s_row = torch.full_like(traj, float("nan"))
+        s_row[i:] = s_as_u(xt, torch.full_like(rr, ts[i].item()), rr).cpu()
+    chart(mviz.running_mean_fig(v, u[i], i, j, model_row, f"At the chosen point (section 1), "
+                                f"t = {t:.2f}: u_θ(x_t, t, t + d) beside s_θ(x_t, t, d)",
+                                extra={"Shortcut s_θ(x_t, t, r′ − t)": s_row}), "mf-vs-sc-point")

@@ -244,6 +244,30 @@ def identity_check(u, x0: torch.Tensor, n_times: int = 21, steps_per_interval: i
             "rel": diff / size}
 
 
+@torch.no_grad()
+def error_vs_interval(models: dict, field, x0: torch.Tensor, steps: int = 20,
+                      substeps: int = 1) -> tuple[torch.Tensor, dict]:
+    """How well models of the interval average u(x, t, r) match the true one, by interval length
+    (§6.3: Shortcut's s(x, t, d) and MeanFlow's u(x, t, t + d) estimate the same quantity).
+
+    The reference is the mean velocity of ``field``'s flow from x0 (:func:`mean_vs_instantaneous`
+    on a grid of ``steps``); ``models`` maps a label to ``f(x, t, r)``. Returns the interval
+    lengths d (steps,) = k / steps and, per label, the mean ||f(x_t, t, t + d) - u(x_t, t, t + d)||
+    over all grid pairs with that d and all trajectories, (steps,)."""
+    ref = mean_vs_instantaneous(field, x0, steps, substeps)
+    ts, traj = ref["ts"], ref["traj"]
+    i, j = torch.triu_indices(len(ts), len(ts), offset=1)
+    k = j - i  # interval length in grid steps, 1..steps
+    truth = ref["u"][i, j]  # (P, N, *dims)
+    out = {}
+    for label, f in models.items():
+        pred = model_table(f, traj, ts)[i, j]
+        err = (pred - truth).flatten(2).norm(dim=-1).mean(-1)  # (P,)
+        s = torch.zeros(steps + 1, dtype=err.dtype).index_add_(0, k, err)
+        out[label] = (s / torch.bincount(k, minlength=steps + 1).clamp_min(1))[1:]
+    return torch.arange(1, steps + 1, dtype=ts.dtype) / steps, out
+
+
 def one_step_error(u, x0: torch.Tensor, steps: int = 64) -> dict:
     """Per start point: the one-step jump x0 + u(x0, 0, 1) against the end of the model's own
     flow of v = u(·, t, t) from x0 (RK4). Returns "jump", "flow" (N, *dims) and "err" (N,)."""

@@ -61,10 +61,11 @@ def chord_fig(traj, ts, i: int, j: int, v_t, data=None, model_ends=None, fan: in
 
 
 def running_mean_fig(v_path, u_row, i: int, j: int, model_row=None, title: str = "",
-                     height: int = 500) -> go.Figure:
+                     height: int = 500, extra: dict | None = None) -> go.Figure:
     """Velocity space: v(x_τ, τ) for τ >= t (the instantaneous velocities met on the way) and
     its running average u(x_t, t, r′) for r′ >= t, both (T, 2) with rows < i unused. u starts at
-    v(x_t, t) (r′ = t) and is the mean of the v curve up to r′. ``model_row``: u_θ(x_t, t, r′)."""
+    v(x_t, t) (r′ = t) and is the mean of the v curve up to r′. ``model_row``: u_θ(x_t, t, r′);
+    ``extra``: more rows (T, 2) by label, e.g. a shortcut model's s(x_t, t, r′ − t)."""
     v, u = _np(v_path)[i:], _np(u_row)[i:]
     fig = base(title, height, xlabel="velocity x-component", ylabel="velocity y-component")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
@@ -76,6 +77,11 @@ def running_mean_fig(v_path, u_row, i: int, j: int, model_row=None, title: str =
         m = _np(model_row)[i:]
         fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", name="u_θ(x_t, t, r′)",
                                  line=dict(color=MODEL, width=2.5, dash="dash")))
+    for k, (label, row) in enumerate((extra or {}).items()):
+        m = _np(row)[i:]
+        fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", name=label,
+                                 line=dict(color=SEQ[(k + 2) % len(SEQ)], width=2.5,
+                                           dash="dot")))
     fig.add_trace(go.Scatter(x=[u[0, 0]], y=[u[0, 1]], mode="markers",
                              name="r′ = t: u = v(x_t, t)",
                              marker=dict(size=12, color=INST, symbol="circle")))

@@ -66,3 +66,16 @@ def test_a_tiny_run_trains_via_the_button_and_is_checked():
     assert "Relative error" in titles  # the identity check (section 3)
     jump, euler = metric(at, "Energy distance, 1 jump"), metric(at, "1 Euler step of the exact v")
     assert jump < 0.2 and jump < 0.2 * euler, (jump, euler)  # one jump of u beats a step of v*
+    # section 4: a shortcut model on the same data and network, for the same training time
+    next(b for b in at.button if b.label == "Train Shortcut (same time)").click().run()
+    for _ in range(20):
+        if any(b.label == "Train Shortcut (same time)" and b.disabled for b in at.button):
+            break
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    progress = [p.proto.text for p in at.get("progress")]
+    mf_s, sc_s = (float(re.search(r"· ([\d.]+) s of training", p).group(1)) for p in progress)
+    assert abs(sc_s - mf_s) < 0.5 * mf_s + 1.0, progress  # the same time budget, roughly
+    titles = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "Same data, network and training time" in titles
+    assert "Error of the interval average" in titles

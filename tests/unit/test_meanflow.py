@@ -184,3 +184,16 @@ def test_short_training_is_stable_and_improves_one_step_samples():
     h = st.history
     assert all(math.isnan(e["mse_mean"]) for e in h if e["step"] < 50)  # warm start: FM only
     assert all(math.isfinite(e["mse_mean"]) and math.isfinite(e["jvp"]) for e in h[-10:])
+
+
+def test_error_vs_interval_is_zero_for_the_exact_u_and_grows_for_the_tangent():
+    field = ExactField(M[None].float(), h=S)
+    x0 = torch.randn(30, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    exact = GaussianMean()
+    tangent = lambda x, t, r: exact.velocity(x, t)  # noqa: E731  u := v(x_t, t), no averaging
+    ds, err = mf.error_vs_interval({"exact": exact, "tangent": tangent}, field, x0, steps=10,
+                                   substeps=4)
+    assert torch.allclose(ds, torch.arange(1, 11, dtype=ds.dtype) / 10)
+    assert err["exact"].max() < 1e-5
+    # |v(x_t, t) - u(x_t, t, t + d)| is first order in d: it grows with the interval
+    assert (err["tangent"][1:] > err["tangent"][:-1]).all() and err["tangent"][0] > 1e-3
