@@ -2,22 +2,22 @@
 
 import streamlit as st
 
-from pages.common import sidebar
+from views.common import sidebar
 
 st.set_page_config(page_title="flowviz · fast generation with flow matching",
                    page_icon=":material/timeline:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/straight_pairs.py", title="Straight pairs, curved flow",
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/straight_pairs.py", title="Straight pairs, curved flow",
             icon=":material/timeline:", url_path="straight_pairs"),
-    st.Page("pages/diffusion_vs_fm.py", title="Diffusion PF-ODE vs flow matching",
+    st.Page("views/diffusion_vs_fm.py", title="Diffusion PF-ODE vs flow matching",
             icon=":material/blur_on:", url_path="diffusion_vs_fm"),
-    st.Page("pages/reflow.py", title="ReFlow: straightening", icon=":material/straighten:",
+    st.Page("views/reflow.py", title="ReFlow: straightening", icon=":material/straighten:",
             url_path="reflow"),
-    st.Page("pages/shortcut.py", title="Shortcut models", icon=":material/fast_forward:",
+    st.Page("views/shortcut.py", title="Shortcut models", icon=":material/fast_forward:",
             url_path="shortcut"),
-    st.Page("pages/meanflow.py", title="MeanFlow", icon=":material/functions:",
+    st.Page("views/meanflow.py", title="MeanFlow", icon=":material/functions:",
             url_path="meanflow"),
 ]
 

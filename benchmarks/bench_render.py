@@ -1,14 +1,14 @@
 """First render time of every page (foundation issue 2, §5): target under 2 s per page.
 
 Each measurement is a fresh Python process: import the app's heavy modules (timed separately:
-torch, streamlit, flowviz, pages.common, and pandas, which streamlit loads lazily at the first
+torch, streamlit, flowviz, views.common, and pandas, which streamlit loads lazily at the first
 st.dataframe; all once per server process),
-then ``AppTest.from_file("app.py")``, ``switch_page("pages/<page>.py")`` and time ``.run()``:
+then ``AppTest.from_file("app.py")``, ``switch_page("views/<page>.py")`` and time ``.run()``:
 the preset data, no training, cold Streamlit caches. Pages are discovered from the
-``st.Page("pages/...")`` entries of app.py. Median over ``--reps`` processes per page.
+``st.Page("views/...")`` entries of app.py. Median over ``--reps`` processes per page.
 
     .venv/bin/python benchmarks/bench_render.py              # every page, 3 processes each
-    .venv/bin/python benchmarks/bench_render.py --profile pages/diffusion_vs_fm.py
+    .venv/bin/python benchmarks/bench_render.py --profile views/diffusion_vs_fm.py
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ TARGET_S = 2.0
 
 def discover(app: str = APP) -> list[str]:
     """The page files of app.py's st.Page entries, in order."""
-    return re.findall(r"""st\.Page\(\s*["'](pages/[^"']+\.py)["']""", open(app).read())
+    return re.findall(r"""st\.Page\(\s*["'](views/[^"']+\.py)["']""", open(app).read())
 
 
 def render_once(page: str, threads: int | None = None, profile: bool = False) -> dict:
@@ -44,7 +44,7 @@ def render_once(page: str, threads: int | None = None, profile: bool = False) ->
     from streamlit.testing.v1 import AppTest
 
     import flowviz  # noqa: F401
-    import pages.common  # noqa: F401
+    import views.common  # noqa: F401
     t_import = time.perf_counter() - t0
 
     at = AppTest.from_file(APP, default_timeout=600)

@@ -97,6 +97,12 @@ def mean_curvature(traj: torch.Tensor) -> float:
     return float(torch.arccos(cos.clamp(-1, 1)).sum(0).mean())
 
 
+def rms_error(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """sqrt(E ||x_i - ref_i||^2) between matched samples, e.g. a solver's endpoints and an
+    accurate solve of the same starting points (its global error, with no sampling noise)."""
+    return float((_flat(x) - _flat(ref)).pow(2).sum(1).mean().sqrt())
+
+
 def transport_cost(x0: torch.Tensor, x1: torch.Tensor) -> float:
     """E ||x1 - x0||^2 of a coupling."""
     return float((_flat(x1) - _flat(x0)).pow(2).sum(1).mean())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = REPO_ROOT / "flowviz"
-FORBIDDEN = {"streamlit", "pages", "app"}
+FORBIDDEN = {"streamlit", "views", "pages", "app"}
 
 
 def forbidden_imports(source: str, filename: str = "<string>") -> list[tuple[int, str]]:

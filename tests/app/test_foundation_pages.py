@@ -85,7 +85,7 @@ def test_train_live_runs_to_completion_and_reports_the_run():
         at.run()
     assert not at.exception
     assert any("step 300 / 300" in p.proto.text for p in at.get("progress"))
-    table = at.dataframe(key="runs-table").value
+    table = next(d.value for d in at.dataframe if "run" in d.value)
     assert len(table) == 1 and "independent" in table["run"][0]
     # the trained flow is far better than one Euler step of anything at 128 steps
     assert table["ED @128"][0] < 0.5 * table["ED @1"][0]
@@ -98,5 +98,9 @@ def test_diffusion_page_budget_controls_change_the_samples():
     assert not at.exception
     after = charts(at)
     assert before != after
-    rows = at.dataframe(key="dv-table").value
-    assert list(rows["solver"]) == ["Euler", "Heun", "RK4"]
+    rows = at.dataframe[0].value
+    assert list(rows["solver"]) == ["Euler", "RK4"]
+    # a higher-order solver never needs more evaluations than Euler for the same error
+    for path in ("VP", "FM"):
+        need = [int(v) if str(v).isdigit() else 10**9 for v in rows[f"NFE needed, {path}"]]
+        assert need[1] <= need[0]

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from flowviz import ExactField, data, solve
 from tests.app.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "meanflow.py")
+PAGE = str(ROOT / "views" / "meanflow.py")
 
 
 def open_page() -> AppTest:

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from flowviz import data
 from flowviz.metrics import segments_cross
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "reflow.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "views" / "reflow.py")
 TINY = {"rf_steps1": 100, "rf_hidden": 64, "rf_batch1": 128, "rf_pairs": 1000, "rf_steps2": 100}
 
 

@@ -1,4 +1,4 @@
-"""The shortcut page (pages/shortcut.py) through streamlit.testing (no browser)."""
+"""The shortcut page (views/shortcut.py) through streamlit.testing (no browser)."""
 
 import base64
 import json
@@ -10,7 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "shortcut.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "views" / "shortcut.py")
 
 
 @pytest.fixture(autouse=True)

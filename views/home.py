@@ -12,25 +12,25 @@ st.markdown(
 
 st.subheader("The pages")
 rows = [
-    ("pages/straight_pairs.py", "Straight pairs, curved flow", "§1.2, §2, §2.1",
+    ("views/straight_pairs.py", "Straight pairs, curved flow", "§1.2, §2, §2.1",
      "Independent pairs cross; the exact field v*(x, t) = E[x1 − x0 | x_t = x] averages their "
      "directions, and its trajectories bend. Probe any point, then train a 1-rectified flow "
      "live and compare it with the exact field, or straighten it with minibatch OT pairs."),
-    ("pages/diffusion_vs_fm.py", "Diffusion PF-ODE vs flow matching", "§1.1, §1.2",
+    ("views/diffusion_vs_fm.py", "Diffusion PF-ODE vs flow matching", "§1.1, §1.2",
      "The exact VP-diffusion PF-ODE beside the exact rectified flow on the same data: "
      "trajectories, speed over time, and quality vs number of function evaluations (NFE) for "
      "Euler, Heun, RK4 and adaptive solvers."),
-    ("pages/reflow.py", "ReFlow: straightening", "§3, §3.1",
+    ("views/reflow.py", "ReFlow: straightening", "§3, §3.1",
      "Train 1-RF, let it generate its own pairs, train 2-RF (and 3-RF) on them: the pair lines "
      "stop crossing and one Euler step becomes enough. The improved-training choices of Lee, "
      "Lin & Fanti (U-shaped t, pseudo-Huber, real-data mixing, init from 1-RF), the "
      "non-crossing argument, inversion to noise, and minibatch OT on the same chart."),
-    ("pages/shortcut.py", "Shortcut models", "§5, §5.1, §5.2, §6.3.1",
+    ("views/shortcut.py", "Shortcut models", "§5, §5.1, §5.2, §6.3.1",
      "One model s(x, t, d) that knows its step size: flow matching at d = 0 plus "
      "self-consistency (one step of 2d = two steps of d). The whole 1…128-step family from one "
      "network, the self-consistency picture at a point, the target as a learned integrator, "
      "and quality vs steps against plain flow matching trained for the same time."),
-    ("pages/meanflow.py", "MeanFlow", "§6, §6.1, §6.2",
+    ("views/meanflow.py", "MeanFlow", "§6, §6.1, §6.2",
      "Mean velocity u(x_t, t, r) vs instantaneous v: the chord, the running average, the "
      "(t, r) map of their gap, exact before any training. Then MeanFlow trained live through "
      "the JVP identity u = v + (r − t) du/dt, with its stability monitors and one-step samples."),

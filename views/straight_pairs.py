@@ -11,7 +11,7 @@ import torch
 
 import flowviz as fv
 from flowviz.analysis import coupling_metrics, field_on, grid, path_metrics, quality_vs_nfe
-from pages.common import (
+from views.common import (
     chart,
     data_points,
     device,

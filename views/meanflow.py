@@ -26,7 +26,7 @@ from flowviz.experiment import (
 from flowviz.methods import meanflow as mf
 from flowviz.methods import shortcut as sc
 from flowviz.viz import meanflow as mviz
-from pages.common import (
+from views.common import (
     chart,
     data_points,
     device,

@@ -29,7 +29,7 @@ from flowviz.methods.reflow import (
 from flowviz.models import MLPConfig
 from flowviz.solvers import ADAPTIVE, METHODS
 from flowviz.viz.reflow import crossing_fig, hist_pdf_fig, qq_fig
-from pages.common import (
+from views.common import (
     NAMES,
     chart,
     data_points,

@@ -23,7 +23,7 @@ from flowviz.methods.shortcut import (
     sample,
 )
 from flowviz.models import MLPConfig
-from pages.common import (
+from views.common import (
     chart,
     device,
     exact_field,
@@ -31,6 +31,7 @@ from pages.common import (
     require_data,
     settings,
     source_points,
+    training_active,
     uploaded_points,
 )
 
@@ -67,6 +68,16 @@ def exact_curve(cfg):
     field = exact_field(cfg)
     ref = field.sample_target(N_EVAL, torch.Generator().manual_seed(99))
     return quality_vs_nfe(field, source_points("gaussian", N_EVAL, cfg.seed + 1), ref)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def ed_noise(cfg, reps: int = 3) -> float:
+    """RMS energy distance between independent N_EVAL-point sets of the data itself: the
+    sampling noise of every ED on this page."""
+    field, g = exact_field(cfg), torch.Generator().manual_seed(123)
+    eds = [fv.metrics.energy_distance(field.sample_target(N_EVAL, g),
+                                      field.sample_target(N_EVAL, g)) for _ in range(reps)]
+    return float(torch.tensor(eds).pow(2).mean().sqrt())
 
 
 def fmt_ed(v: float) -> str:
@@ -149,18 +160,20 @@ st.caption("The general template of §6.3.1 for a step D: walk D in segments β_
            "D = 2d. A segment shorter than 1/128 uses s(·, ·, 0), the FM velocity.")
 c1, c2, c3, c4, c5, c6 = st.columns(6)
 target_net = c1.selectbox("Target from", ["ema", "stopgrad"], key="sc_target",
+                          index=["ema", "stopgrad"].index(FAST_SHORTCUT.shortcut.target),
                           format_func={"ema": "EMA copy", "stopgrad": "stop-gradient"}.get)
 d_grid = c2.selectbox("Step sizes d", ["pow2", "steps"], key="sc_grid",
                       format_func={"pow2": "powers of two", "steps": "any step count"}.get,
                       help="Powers of two: D ∈ {1, ½, …, 1/128}. Any step count: D = 1/M for "
                            "any integer M ≤ 128 (log-uniform), so M = 3 or 100 are trained too.")
-sc_frac = c3.select_slider("Self-consistency share", [0.0, 0.1, 0.25, 0.5, 0.75], 0.25,
+sc_frac = c3.select_slider("Self-consistency share", [0.0, 0.1, 0.25, 0.5, 0.75],
+                           FAST_SHORTCUT.shortcut.sc_frac,
                            key="sc_frac", help="Fraction of each batch on the self-consistency "
                                                "loss (the paper uses about ¼); the rest is FM.")
 steps = c4.select_slider("Steps", [500, 1000, 2000, 3000, 5000], FAST_SHORTCUT.optim.steps,
                          key="sc_steps")
 hidden = c5.select_slider("Width", [64, 128, 256], FAST_SHORTCUT.model.hidden, key="sc_hidden")
-lr = c6.select_slider("Learning rate", [1e-3, 2e-3, 3e-3, 5e-3], FAST_SHORTCUT.optim.lr,
+lr = c6.select_slider("Learning rate", [1e-3, 2e-3, 3e-3, 5e-3, 8e-3], FAST_SHORTCUT.optim.lr,
                       key="sc_lr")
 
 if template is None:
@@ -191,7 +204,7 @@ if state is None or state.step == 0:
             "self-consistency identity at a point you choose, and quality vs steps against "
             "plain flow matching trained for the same time.")
     st.stop()
-if st.session_state.get(f"running:{key}") and not state.done:
+if training_active(key) and not state.done:
     st.info("Training… the sections below (the family of samplers, the fields, the "
             "self-consistency picture and quality vs steps) appear when the run finishes or when "
             "you pause it.")
@@ -239,6 +252,9 @@ with c2:
                   "ED to data": [r["ed"][m] for m in MS]}, key="sc-family-table",
                   column_config={"mean distance to M = 128": st.column_config.NumberColumn(
                       format="%.3f"), "ED to data": st.column_config.NumberColumn(format="%.4f")})
+    st.caption(f"ED: energy distance of {N_EVAL} samples to {N_EVAL} data points (lower is "
+               f"better). Its sampling noise here is ±{ed_noise(cfg):.4f} (two independent data "
+               "sets); the estimate is unbiased, so values below zero are noise.")
 chart(fv.viz.clouds_grid_fig(ref[:1000].cpu(), {m: r["x"][m][:1000] for m in MS},
                              {m: f"M = {m} · ED {r['ed'][m]:.4f}" for m in MS}, lim=LIM),
       "sc-clouds")
@@ -357,7 +373,7 @@ with c2:
     st.dataframe(rows, key="sc-quality-table", column_config={
         f"ED @{m}": st.column_config.NumberColumn(format="%.4f") for m in SHOWN}
         | {"train s": st.column_config.NumberColumn(format="%.1f")})
-    st.caption(f"{N_EVAL} samples from the same noise against {N_EVAL} fresh data points. "
-               f"Values below {FLOOR:g} (sampling noise; the estimate is unbiased and can be "
-               "negative) are drawn at the floor. Every shortcut run of this session on this "
-               "data is a curve: train another target rule to compare.")
+    st.caption(f"{N_EVAL} samples from the same noise against {N_EVAL} data points; sampling "
+               f"noise of ED ±{ed_noise(cfg):.4f}. Values below {FLOOR:g} (noise: the estimate "
+               "is unbiased and can be negative) are drawn at the floor. Every shortcut run of "
+               "this session on this data is a curve: train another target rule to compare.")
