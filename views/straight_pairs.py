@@ -56,10 +56,10 @@ shuffle = torch.randperm(len(x1_all), generator=torch.Generator().manual_seed(cf
 x0, x1 = x0_all[:n], x1_all[shuffle[:n]]
 ot0, ot1 = fv.data.minibatch_ot(x0, x1)
 c1, c2 = st.columns(2)
-for col, (a, b), name in ((c1, (x0, x1), "independent"), (c2, (ot0, ot1), "minibatch OT")):
+for col, (a, b), name in ((c1, (x0, x1), "Independent"), (c2, (ot0, ot1), "Minibatch-OT")):
     m = coupling_metrics(a, b)
     with col:
-        chart(fv.viz.pair_lines_fig(a, b, f"{name.capitalize()} pairs", n, LIM), f"pairs-{name}")
+        chart(fv.viz.pair_lines_fig(a, b, f"{name} pairs", n, LIM), f"pairs-{name.lower()}")
         k1, k2 = st.columns(2)
         k1.metric("Crossing pairs of lines", f"{100 * m['crossing_fraction']:.1f} %")
         k2.metric("Transport cost E‖x1 − x0‖²", f"{m['transport_cost']:.2f}")
