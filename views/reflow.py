@@ -55,9 +55,9 @@ def ed_floor(q):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def exact_pairs(cfg, n: int = N_CROSS):
-    """(x0, Phi*(x0)): the coupling of the exact 1-RF field v* (RK4, 12 steps), no training."""
+    """(x0, Phi*(x0)): the coupling of the exact 1-RF field v* (RK4, 8 steps), no training."""
     x0 = source_points("gaussian", n, cfg.seed + 1)
-    return x0, fv.solve(exact_field(cfg), x0, "rk4", 12).x.float()
+    return x0, fv.solve(exact_field(cfg), x0, "rk4", 8).x.float()
 
 
 @st.cache_data(show_spinner="Measuring the exact field at NFE 1…128…", max_entries=16)
