@@ -5,7 +5,8 @@ preset through the library path the page uses (flowviz.ShortcutRun -> build_shor
 train_steps), then the plain FM model with the same network and data (ShortcutRun.fm_baseline)
 for the same training time: its step count is the shortcut's times the measured per-step cost
 ratio (an interleaved micro-benchmark on this machine, just before), and both training times are
-printed. Only training time counts (TrainState.seconds).
+printed. Only training time counts (TrainState.seconds). Every 250 steps the shortcut's one-step
+ED is measured (outside the timed training) to report when it first reaches 0.01.
 
 Evaluation: 4000 noise points and 4000 fresh data points (seeds disjoint from training); energy
 distance (ED) of M-step shortcut samples (d = 1/M, M network calls) and of Euler samples of the FM
@@ -53,12 +54,25 @@ def eval_sets(target: str, seed: int, device="cpu"):
     return x0, ref
 
 
-def train(state: fv.TrainState, chunk: int = 500) -> fv.TrainState:
+def train(state: fv.TrainState, chunk: int = 500, probe=None) -> fv.TrainState:
+    """Train to the end in chunks; ``probe(state)`` runs after each chunk (outside the timed
+    training, which TrainState.seconds counts)."""
     while not state.done:
         fv.train_steps(state, chunk)
+        if probe is not None:
+            probe(state)
     if state.status == "nan":
         raise RuntimeError(state.message)
     return state
+
+
+def one_step_probe(x0, ref, log: list):
+    """Records (step, training seconds, 1-step ED) after each chunk."""
+    def probe(state):
+        x = sample(state.sampler_model.eval(), x0, 1).x
+        log.append((state.step, state.seconds, fv.metrics.energy_distance(x, ref)))
+        state.model.train()
+    return probe
 
 
 def evaluate(sc_model, fm_model, x0, ref, ms=MS) -> dict:
@@ -103,21 +117,27 @@ def main(argv=None) -> None:
     fm_steps = round(run.optim.steps * ratio)
     print(f"# per step: shortcut {ms_sc:.2f} ms, FM {ms_fm:.2f} ms, ratio {ratio:.2f}; "
           f"FM gets {fm_steps} steps for the shortcut's {run.optim.steps}\n")
-    print("| data | seed | train s (SC / FM) | " + " | ".join(f"SC@{m}" for m in MS)
-          + " | FM@1 | FM@4 | FM@128 |")
-    print("|---|---|---|" + "---|" * (len(MS) + 3))
+    print("| data | seed | train s (SC / FM) | SC@1 <= 0.01 after s (steps) | "
+          + " | ".join(f"SC@{m}" for m in MS) + " | FM@1 | FM@4 | FM@128 |")
+    print("|---|---|---|---|" + "---|" * (len(MS) + 3))
     summary = {}
     for name in args.datasets:
         rows = []
         for seed in range(args.seeds):
-            sc = train(fv.build_shortcut(seeded(run, seed, name)))
+            curve = []
+            sets = eval_sets(name, seed)
+            sc = train(fv.build_shortcut(seeded(run, seed, name)), 250,
+                       one_step_probe(*sets, curve))
+            reach = next(((st_, s_) for st_, s_, e in curve if e <= TARGET_ONE_STEP), None)
             fm = None if args.no_fm else train(fv.build_fm(seeded(run.fm_baseline(), seed, name,
                                                                   fm_steps)))
-            r = evaluate(sc.sampler_model, fm and fm.sampler_model, *eval_sets(name, seed))
+            r = evaluate(sc.sampler_model, fm and fm.sampler_model, *sets)
             r["t_sc"], r["t_fm"] = sc.seconds, fm.seconds if fm else float("nan")
+            r["reach"] = reach
             rows.append(r)
             fmq = r.get("fm", {})
             print(f"| {name} | {seed} | {sc.seconds:.1f} / {r['t_fm']:.1f} | "
+                  + (f"{reach[1]:.1f} s ({reach[0]}) | " if reach else "never | ")
                   + " | ".join(f"{r['sc'][m]:.4f}" for m in MS) + " | "
                   + " | ".join(f"{fmq[m]:.4f}" if fmq else "—" for m in (1, 4, 128)) + " |",
                   flush=True)
@@ -126,8 +146,12 @@ def main(argv=None) -> None:
                 if not args.no_fm else {})
         t_sc = statistics.median(r["t_sc"] for r in rows)
         t_fm = statistics.median(r["t_fm"] for r in rows)
+        reached = [r["reach"][1] for r in rows if r["reach"]]
+        t_reach = statistics.median(reached) if len(reached) == len(rows) else None
         summary[name] = (med, fmed, t_sc, t_fm)
         print(f"| **{name}** | median | {t_sc:.1f} / {t_fm:.1f} | "
+              + (f"{t_reach:.1f} s | " if t_reach is not None
+                 else f"{len(reached)}/{len(rows)} seeds | ")
               + " | ".join(f"**{med[m]:.4f}**" for m in MS) + " | "
               + " | ".join(f"{fmed[m]:.4f}" if fmed else "—" for m in (1, 4, 128)) + " |",
               flush=True)
