@@ -68,11 +68,12 @@ def test_a_tiny_run_trains_via_the_button_and_is_checked():
     assert jump < 0.2 and jump < 0.2 * euler, (jump, euler)  # one jump of u beats a step of v*
     # section 4: a shortcut model on the same data and network, for the same training time
     next(b for b in at.button if b.label == "Train Shortcut (same time)").click().run()
-    for _ in range(20):
+    for _ in range(80):  # one chunk of 50 steps per rerun
         if any(b.label == "Train Shortcut (same time)" and b.disabled for b in at.button):
             break
         at.run()
     assert not at.exception, [e.value for e in at.exception]
+    assert any(b.label == "Train Shortcut (same time)" and b.disabled for b in at.button)
     progress = [p.proto.text for p in at.get("progress")]
     mf_s, sc_s = (float(re.search(r"· ([\d.]+) s of training", p).group(1)) for p in progress)
     assert abs(sc_s - mf_s) < 0.5 * mf_s + 1.0, progress  # the same time budget, roughly
