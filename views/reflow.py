@@ -28,7 +28,7 @@ from flowviz.methods.reflow import (
 )
 from flowviz.models import MLPConfig
 from flowviz.solvers import ADAPTIVE, METHODS
-from flowviz.viz.reflow import crossing_fig, hist_pdf_fig, qq_fig
+from flowviz.viz.reflow import as_svg, crossing_fig, hist_pdf_fig, qq_fig
 from views.common import (
     NAMES,
     chart,
@@ -122,7 +122,8 @@ panels.append(("Minibatch-OT pairs", fv.data.minibatch_ot(*indep)))
 for col, (title, (a, b)) in zip(st.columns(len(panels)), panels, strict=True):
     m = coupling_metrics(a, b, N_CROSS)
     with col:
-        chart(fv.viz.pair_lines_fig(a, b, title, n_show, LIM, height=400), f"rf-coupling-{title}")
+        chart(as_svg(fv.viz.pair_lines_fig(a, b, title, n_show, LIM, height=400)),
+              f"rf-coupling-{title}")
         k1, k2 = st.columns(2)
         k1.metric("Crossing pairs of lines", f"{100 * m['crossing_fraction']:.1f} %")
         k2.metric("Transport cost", f"{m['transport_cost']:.2f}", help="E‖x1 − x0‖²")
@@ -339,12 +340,13 @@ else:
         r = evaluate(key, s)
         with col:
             st.markdown(f"#### {ROUND_NAMES[k]}" + ("" if s.done else " (training…)"))
-            chart(fv.viz.trajectories_fig(r["paths"]["traj"], f"{ROUND_NAMES[k]} trajectories "
-                                          "(RK4, 50 steps)", lim=LIM, height=380),
-                  f"rf-traj-{k}")
+            chart(as_svg(fv.viz.trajectories_fig(r["paths"]["traj"], f"{ROUND_NAMES[k]} "
+                                                 "trajectories (RK4, 50 steps)", lim=LIM,
+                                                 height=380)), f"rf-traj-{k}")
             a_, b_ = training_coupling(s)
-            chart(fv.viz.pair_lines_fig(a_, b_, f"Pairs the {ROUND_NAMES[k]} was trained on",
-                                        n_show, LIM, height=380), f"rf-train-pairs-{k}")
+            chart(as_svg(fv.viz.pair_lines_fig(a_, b_, f"Pairs the {ROUND_NAMES[k]} was "
+                                               "trained on", n_show, LIM, height=380)),
+                  f"rf-train-pairs-{k}")
             m1, m2 = st.columns(2)
             m1.metric(f"Straightness S ({ROUND_NAMES[k]})", f"{r['paths']['straightness']:.4f}",
                       help="∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. 2022); 0 for straight paths.")
@@ -446,7 +448,7 @@ with c1:
     st.metric("Angle between x1ᴬ − x1ᴮ and x0ᴮ − x0ᴬ", f"{cr['angle']:.1f}°",
               help="0° is needed for the two lines to be at one place at one time.")
 with c2:
-    chart(crossing_fig(a0, a1, i, j, cr, f"Pair lines of the {which}", n_show, LIM),
+    chart(as_svg(crossing_fig(a0, a1, i, j, cr, f"Pair lines of the {which}", n_show, LIM)),
           "rf-crossing")
 st.markdown(f"**Counted over {n_cross} pairs** (all {n_cross * (n_cross - 1) // 2} pairs of "
             "lines):")
@@ -474,23 +476,28 @@ else:
     x1d = x1_all.to(dev)
     z = fv.solve(model, x1d, "euler", n_inv, t0=1.0, t1=0.0).x
     back = fv.solve(model, z, "euler", n_inv).x
-    noise = source_points("gaussian", len(z), cfg.seed + 5).to(dev)
-    noise2 = source_points("gaussian", len(z), cfg.seed + 6).to(dev)
+    # the law the inversion should recover: the source (N(0, I) unless the sidebar says else)
+    src = "N(0, I)" if gaussian_source else NAMES[cfg.source]
+    noise = source_points(cfg.source, len(z), cfg.seed + 5, cfg.upload).to(dev)
+    noise2 = source_points(cfg.source, len(z), cfg.seed + 6, cfg.upload).to(dev)
     ed_z = fv.metrics.energy_distance(z, noise)
     floor = fv.metrics.energy_distance(noise2, noise)
     with c1:
-        st.metric("ED of the noise to N(0, I)", f"{ed_z:.4f}",
-                  help="Energy distance of the recovered noise to a sample of N(0, I); for "
-                       f"scale, two samples of N(0, I) of this size give {floor:.4f}.")
+        st.metric(f"ED of the noise to {src}", f"{ed_z:.4f}",
+                  help=f"Energy distance of the recovered noise to a sample of {src}; for "
+                       f"scale, two samples of {src} of this size give {floor:.4f}.")
         rt = float((back - x1d).norm(dim=1).mean())
         st.metric("Round trip error", f"{rt:.4f}",
                   help="Mean ‖Φ(Φ⁻¹(x)) − x‖: invert, then generate back with as many steps.")
-        st.caption(f"Two independent N(0, I) samples of {len(z)} points: {floor:.4f} "
+        st.caption(f"Two independent samples of {src}, {len(z)} points each: {floor:.4f} "
                    "(the noise floor).")
+        if not gaussian_source:
+            st.caption("The source is not Gaussian: the histogram and QQ plot still compare "
+                       "with N(0, 1), for reference.")
         rows = []
         for k, (_key, s) in trained.items():
             zk = fv.solve(s.sampler_model.eval(), x1d, "euler", n_inv, t0=1.0, t1=0.0).x
-            rows.append({"round": ROUND_NAMES[k], "ED to N(0, I)":
+            rows.append({"round": ROUND_NAMES[k], f"ED to {src}":
                          fv.metrics.energy_distance(zk, noise)})
         st.dataframe(rows, key="rf-inv-table")
     gz = torch.linspace(-4, 4, 200)

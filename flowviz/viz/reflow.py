@@ -68,3 +68,17 @@ def crossing_fig(x0, x1, i: int, j: int, crossing: dict, title: str = "", n_line
             x=[p[0]], y=[p[1]], mode="markers", name="lines meet here",
             marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color=ARROW, width=3))))
     return fig
+
+
+def as_svg(fig: go.Figure) -> go.Figure:
+    """The same figure drawn with SVG traces (Scattergl -> Scatter). Browsers keep about 16
+    WebGL contexts per page and drop the oldest beyond that (those charts go blank), so a page
+    with many small 2-D charts of a few hundred points draws them as SVG."""
+    data = []
+    for t in fig.data:
+        if t.type == "scattergl":
+            d = t.to_plotly_json()
+            d.pop("type", None)
+            t = go.Scatter(d)
+        data.append(t)
+    return go.Figure(data=data, layout=fig.layout)

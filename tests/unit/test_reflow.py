@@ -298,3 +298,18 @@ def test_real_data_is_inverted_through_the_previous_flow():
     assert 0.3 < st2.history[-1]["real_fraction"] < 0.7  # 512 draws at p = 0.5
     with pytest.raises(ValueError):
         next_round(st1.sampler_model, torch.randn(10, 2), cfg)
+
+
+def test_figures_normal_quantiles_and_svg_copies():
+    from scipy.stats import norm
+
+    from flowviz.viz import trajectories_fig
+    from flowviz.viz.reflow import as_svg, normal_quantiles
+
+    q = normal_quantiles(7)
+    assert q == pytest.approx(norm.ppf((torch.arange(1, 8).numpy() - 0.5) / 7))
+    fig = trajectories_fig(torch.randn(4, 6, 2))
+    svg = as_svg(fig)
+    assert "scattergl" in {t.type for t in fig.data} and {t.type for t in svg.data} == {"scatter"}
+    for a, b in zip(fig.data, svg.data, strict=True):
+        assert list(a.x) == pytest.approx(list(b.x), nan_ok=True) and a.name == b.name
