@@ -125,6 +125,26 @@ class ShortcutConfig:
     def d_min(self) -> float:
         return 1.0 / self.m_max
 
+    def grid(self) -> list[int]:
+        """The step counts M whose steps D = 1/M the self-consistency loss trains."""
+        if self.d_grid == "pow2":
+            return [2**k for k in range(int(math.log2(self.m_max)) + 1)]
+        return list(range(1, self.m_max + 1))
+
+    def off_grid(self) -> list[tuple[int, float]]:
+        """(M, h): the template's target for D = 1/M queries s(., ., h) at a step h >= d_min that
+        is itself never trained (1/h is not on the grid), so the network can only interpolate in
+        d there. Empty for halves on either grid."""
+        grid, out = set(self.grid()), []
+        for m in self.grid():
+            for beta in self.template.segments:
+                h = beta / m
+                inv = 1 / h
+                if h >= self.d_min * (1 - 1e-6) and not (abs(inv - round(inv)) < 1e-6
+                                                         and round(inv) in grid):
+                    out.append((m, h))
+        return out
+
 
 def at_d(model, d: float):
     """The field x, t -> s(x, t, d) at a fixed step size (a plain v(x, t) for solvers)."""

@@ -53,7 +53,7 @@ def test_first_render_waits_for_the_button_and_says_so():
     # ED about 1.2 on moons); 32 steps are close to the data
     titles = [title(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
     ed = {int(m[1]): float(m[2]) for t in titles
-          if (m := re.match(r"Exact v\*, (\d+) Euler step\(s\) · ED (?:≈ 0 \()?(-?[\d.]+)", t))}
+          if (m := re.match(r"Exact v\*, (\d+) Euler steps? · ED (-?[\d.]+)", t))}
     assert ed[1] > 0.8 and abs(ed[32]) < 0.05 and ed[4] < 0.3 * ed[1]
 
 
@@ -61,6 +61,15 @@ def test_inconsistent_and_invalid_templates_are_explained():
     at = open_page()
     at.selectbox(key="sc_rule").set_value("first_only").run()
     assert any("Inconsistent" in w.value and "fixed point" in w.value for w in at.warning)
+    assert not [i for i in at.info if "no target trains" in i.value]  # halves: all on the grid
+    at.selectbox(key="sc_rule").set_value("two_thirds").run()
+    off = next(i.value for i in at.info if "no target trains" in i.value)
+    assert "s(·, ·, 0.667) for D = 1/1" in off and "Any step count" in off
+    at.selectbox(key="sc_grid").set_value("steps").run()
+    off = next(i.value for i in at.info if "no target trains" in i.value)
+    assert "0.667" in off and "Any step count" not in off
+    at.selectbox(key="sc_rule").set_value("thirds").run()
+    assert not [i for i in at.info if "no target trains" in i.value]
     at.selectbox(key="sc_rule").set_value("custom").run()
     at.text_input(key="sc_seg").set_value("0.6, 0.6").run()
     assert not at.exception
@@ -107,3 +116,21 @@ def test_tiny_training_run_advances_and_fills_the_page():
     ends = next(t for t in cons["data"] if t.get("name") == "ends")
     (x1, x2), (y1, y2) = arr(ends["x"]), arr(ends["y"])
     assert abs(((x1 - x2) ** 2 + (y1 - y2) ** 2) ** 0.5 - float(gap.value)) < 1e-3
+    # the plain FM comparison: same network, steps scaled by the measured cost ratio
+    button(at, "train:scfm:").click().run()
+    fm = at.session_state["runs"][next(k for k in at.session_state["runs"] if "scfm" in k)]
+    for _ in range(15):
+        if fm.done:
+            break
+        at.run()
+    assert fm.done and not at.exception
+    at.run()
+    ms_sc, ms_fm = fm.meta["cost"]
+    assert fm.cfg.steps == max(1, round(500 * ms_sc / ms_fm))
+    assert fm.model.cfg.n_scalars == 1 and fm.model.cfg.hidden == 64
+    cost = next(c.value for c in at.caption if c.value.startswith("Measured cost per step"))
+    assert f"FM gets {fm.cfg.steps} steps for the shortcut's 500" in cost
+    table = at.dataframe[-1].value  # the quality table, last on the page
+    assert list(table["model"])[-1] == "plain FM, Euler" and len(table) == 2
+    # plain FM with one Euler step is far worse than the shortcut's one jump
+    assert table["ED @1"].iloc[1] > 5 * table["ED @1"].iloc[0]

@@ -209,6 +209,23 @@ def test_draw_steps_on_the_power_of_two_grid_with_aligned_times():
     assert {3, 5, 6, 7, 100} <= ms and max(ms) == 128 and min(ms) == 1
 
 
+def test_off_grid_steps_are_the_ones_no_target_trains():
+    halves = ShortcutConfig()
+    assert halves.grid() == [1, 2, 4, 8, 16, 32, 64, 128] and halves.off_grid() == []
+    assert ShortcutConfig(d_grid="steps", m_max=16).off_grid() == []
+    # 2/3 + 1/3 of D = 1/M: neither 3M/2 nor 3M is a power of two
+    unequal = ShortcutConfig(template=TEMPLATES["two_thirds"])
+    assert (1, pytest.approx(2 / 3)) in unequal.off_grid()
+    assert (1, pytest.approx(1 / 3)) in unequal.off_grid()
+    # with any step count, 1/3 of D = 1/M is the step 1/(3M): trained while 3M <= m_max and
+    # below d_min after; 2/3 of D = 1/M is 1/(3M/2), trained only for even M, and below
+    # d_min = 1/12 (so the FM velocity) once 3M/2 > 12: off the grid for odd M <= 8
+    steps = ShortcutConfig(d_grid="steps", m_max=12, template=TEMPLATES["two_thirds"])
+    assert {m for m, h in steps.off_grid()} == {1, 3, 5, 7}
+    assert all(abs(h - 2 / (3 * m)) < 1e-12 for m, h in steps.off_grid())
+    assert ShortcutConfig(d_grid="steps", template=TEMPLATES["thirds"]).off_grid() == []
+
+
 def test_config_rejects_bad_settings():
     with pytest.raises(ValueError):
         ShortcutConfig(m_max=100)  # not a power of two on the pow2 grid
