@@ -123,15 +123,24 @@ st.markdown(
     "Each solver's endpoints are compared with an accurate solve of the same noise "
     "(dopri5 at tolerance 10⁻⁷): the root-mean-square distance ‖x̂₁ − x₁‖ is the error the "
     "budget costs, with no sampling noise in it.")
-chosen = st.multiselect("Fixed-step solvers", list(SOLVERS), ["euler", "rk4"],
+c1, c2 = st.columns([3, 1])
+chosen = c1.multiselect("Fixed-step solvers", list(SOLVERS), ["euler", "rk4"],
                         format_func=SOLVERS.get, key="dv_solvers")
+with_adaptive = c2.checkbox("Add dopri5 at 4 tolerances", False, key="dv_adaptive")
+if not st.session_state.get("dv_measured") and not st.button(
+        "Measure error vs NFE", type="primary", key="dv_measure",
+        help="About 1000 exact-field evaluations per solver: a few seconds on a laptop CPU; "
+             "results are cached on disk for these settings."):
+    st.caption("Press **Measure** to solve both ODEs at NFE 1, 2, 4, …, 128 with each solver "
+               "and compare with the accurate solution.")
+    st.stop()
+st.session_state["dv_measured"] = True
 curves = {}
 for sv in chosen:
     for k, (n, q) in sweep(cfg, sv).items():
         curves[f"{'VP' if k == 'vp' else 'FM'} · {SOLVERS[sv]}"] = (n, q)
-ad = adaptive(cfg)
-for k in KINDS:
-    n, q = zip(*ad[k], strict=True)
+for k, pts in (adaptive(cfg) if with_adaptive else {}).items():
+    n, q = zip(*pts, strict=True)
     curves[f"{'VP' if k == 'vp' else 'FM'} · dopri5 (tol 1e-1…1e-4)"] = (n, q)
 fig = fv.viz.quality_vs_nfe_fig(curves, metric="RMS endpoint error",
                                 title="Endpoint error vs NFE (log-log, lower is better)",

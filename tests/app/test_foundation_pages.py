@@ -98,6 +98,9 @@ def test_diffusion_page_budget_controls_change_the_samples():
     assert not at.exception
     after = charts(at)
     assert before != after
+    assert len(at.dataframe) == 0  # the NFE sweep runs only when asked
+    at.button(key="dv_measure").click().run()
+    assert not at.exception
     rows = at.dataframe[0].value
     assert list(rows["solver"]) == ["Euler", "RK4"]
     # a higher-order solver never needs more evaluations than Euler for the same error
