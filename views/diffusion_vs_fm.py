@@ -74,7 +74,7 @@ def adaptive(cfg):
 def geometry(cfg):
     out = {}
     for k in KINDS:
-        pm = path_metrics(fields[k], x0[:N_PATHS], steps=50, t1=t_end[k])
+        pm = path_metrics(fields[k], x0[:N_PATHS], steps=32, t1=t_end[k])
         ts = pm["ts"]
         speed = [float(field_on(fields[k], pm["traj"][i], float(ts[i])).norm(dim=1).mean())
                  for i in range(len(ts))]
