@@ -1,8 +1,14 @@
 """flowviz: `streamlit run app.py`. Router only: the pages and the shared sidebar."""
 
-import streamlit as st
+import os
 
-from views.common import sidebar
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core laptop or a shared classroom
+# server, spinning threads made live training 20-50x slower (benchmarks/RESULTS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
+
+from views.common import sidebar  # noqa: E402
 
 st.set_page_config(page_title="flowviz · fast generation with flow matching",
                    page_icon=":material/timeline:", layout="wide")
