@@ -32,6 +32,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from machine import cpu, load  # noqa: E402  (benchmarks/ is on sys.path)
+
 import flowviz as fv  # noqa: E402
 from flowviz.experiment import FAST_MEANFLOW, MeanFlowRun, build_meanflow  # noqa: E402
 from flowviz.methods import meanflow as mf  # noqa: E402
@@ -95,17 +97,6 @@ def step_costs(run: MeanFlowRun, n: int = 40, reps: int = 7) -> dict:
             fv.train_steps(st, n)
             times[k].append(1e3 * (time.perf_counter() - t0) / n)
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def load() -> str:
-    return os.popen("uptime").read().strip()
-
-
-def cpu() -> str:
-    for ln in os.popen("lscpu").read().splitlines():
-        if ln.startswith("Model name"):
-            return ln.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main(argv=None) -> None:

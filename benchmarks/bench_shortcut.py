@@ -34,6 +34,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from machine import cpu, load  # noqa: E402  (benchmarks/ is on sys.path)
+
 import flowviz as fv  # noqa: E402
 from flowviz.experiment import FAST_SHORTCUT, shortcut_step_cost  # noqa: E402
 from flowviz.methods.shortcut import sample  # noqa: E402
@@ -83,17 +85,6 @@ def evaluate(sc_model, fm_model, x0, ref, ms=MS) -> dict:
         out["fm"] = dict(zip(*fv.analysis.quality_vs_nfe(fm_model.eval(), x0, ref, "euler", ms),
                              strict=True))
     return out
-
-
-def load() -> str:
-    return os.popen("uptime").read().strip()
-
-
-def cpu() -> str:
-    for ln in os.popen("lscpu").read().splitlines():
-        if ln.startswith("Model name"):
-            return ln.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main(argv=None) -> None:
