@@ -81,6 +81,15 @@ def settings() -> Settings:
                     s.get("upload_digest", ""))
 
 
+def page_settings() -> Settings:
+    """The sidebar settings for a page; stops the page with a clear message when the chosen
+    upload is missing or bad (every page starts here)."""
+    cfg = settings()
+    if not require_data(cfg):
+        st.stop()
+    return cfg
+
+
 def uploaded_points() -> torch.Tensor | None:
     return st.session_state.get("upload_points")
 

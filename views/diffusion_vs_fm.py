@@ -12,7 +12,7 @@ import flowviz as fv
 from flowviz.analysis import NFES, adaptive_point, field_on, path_metrics, quality_vs_nfe
 from flowviz.metrics import rms_error
 from flowviz.paths import PATHS
-from views.common import chart, exact_field, require_data, settings, source_points
+from views.common import chart, exact_field, page_settings, source_points
 
 LIM, N_PATHS, N_EVAL, N_ERR = 4.5, 150, 1000, 256
 KINDS = {"vp": "Diffusion PF-ODE (VP)", "linear": "Flow matching (rectified flow)"}
@@ -33,9 +33,7 @@ st.markdown(
     "β from 0.1 to 20, integrated to t = 1 − 10⁻³ as usual), so every difference below comes "
     "from the geometry of the two ODEs, not from training.")
 
-cfg = settings()
-if not require_data(cfg):
-    st.stop()
+cfg = page_settings()
 if cfg.source != "gaussian":
     st.info("Both ODEs start from Gaussian noise: pick the Gaussian source in the sidebar.")
     st.stop()

@@ -33,8 +33,7 @@ from views.common import (
     device,
     exact_field,
     live_training,
-    require_data,
-    settings,
+    page_settings,
     source_points,
     training_active,
     uploaded_points,
@@ -122,9 +121,7 @@ st.title("MeanFlow: learn the average velocity, jump in one step")
 st.caption("Article §6–6.2 · Geng et al. 2025, Mean Flows for One-step Generative Modeling · "
            "time runs from noise t = 0 to data t = 1, and r ≥ t")
 
-cfg = settings()
-if not require_data(cfg):
-    st.stop()
+cfg = page_settings()
 gaussian_source = cfg.source == "gaussian"
 x1_all = data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)
 x0_all = source_points(cfg.source, N_EVAL, cfg.seed + 1, cfg.upload)

@@ -36,8 +36,7 @@ from views.common import (
     device,
     exact_field,
     live_training,
-    require_data,
-    settings,
+    page_settings,
     source_points,
     uploaded_points,
 )
@@ -94,9 +93,7 @@ st.title("ReFlow: train on your own pairs, and the flow straightens")
 st.caption("Article §3 and §3.1 · Liu et al. 2022 (rectified flow, reflow) · Lee, Lin & Fanti "
            "2024 (improving the training of rectified flows)")
 
-cfg = settings()
-if not require_data(cfg):
-    st.stop()
+cfg = page_settings()
 gaussian_source = cfg.source == "gaussian"
 dev = device(cfg)
 x1_all = data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)

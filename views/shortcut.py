@@ -28,8 +28,7 @@ from views.common import (
     device,
     exact_field,
     live_training,
-    require_data,
-    settings,
+    page_settings,
     source_points,
     training_active,
     uploaded_points,
@@ -102,9 +101,7 @@ st.markdown(
     "the rest, with $d$ on a grid of powers of two down to $1/128$ and $t$ a multiple of the step. "
     "No teacher: the target comes from the model itself (stop-gradient, or its EMA copy).")
 
-cfg = settings()
-if not require_data(cfg):
-    st.stop()
+cfg = page_settings()
 gaussian_source = cfg.source == "gaussian"
 dev = device(cfg)
 

@@ -17,8 +17,7 @@ from views.common import (
     device,
     exact_field,
     live_training,
-    require_data,
-    settings,
+    page_settings,
     source_points,
     uploaded_points,
 )
@@ -37,9 +36,7 @@ def exact_nfe_curve(cfg):
 st.title("Straight pairs, curved flow")
 st.caption("Article §1.2, §2 and §2.1 · rectified flow: x_t = (1 − t) x0 + t x1, target x1 − x0")
 
-cfg = settings()
-if not require_data(cfg):
-    st.stop()
+cfg = page_settings()
 gaussian_source = cfg.source == "gaussian"
 x1_all = data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)
 x0_all = source_points(cfg.source, len(x1_all), cfg.seed + 1, cfg.upload)
