@@ -18,8 +18,8 @@ rows = [
      "live and compare it with the exact field, or straighten it with minibatch OT pairs."),
     ("views/diffusion_vs_fm.py", "Diffusion PF-ODE vs flow matching", "§1.1, §1.2",
      "The exact VP-diffusion PF-ODE beside the exact rectified flow on the same data: "
-     "trajectories, speed over time, and quality vs number of function evaluations (NFE) for "
-     "Euler, Heun, RK4 and adaptive solvers."),
+     "trajectories, speed over time, samples at a small budget, and the endpoint error vs "
+     "number of function evaluations (NFE) for Euler, midpoint, Heun, RK4 and dopri5."),
     ("views/reflow.py", "ReFlow: straightening", "§3, §3.1",
      "Train 1-RF, let it generate its own pairs, train 2-RF (and 3-RF) on them: the pair lines "
      "stop crossing and one Euler step becomes enough. The improved-training choices of Lee, "
