@@ -221,17 +221,19 @@ def invert(field, x1: torch.Tensor, method: str = "dopri5", steps: int = 64, tol
 
 
 def reflow_objective(pairs: Pairs, batch: int, t=None, loss=None, real: Pairs | None = None,
-                     p_real: float = 0.0, path=LinearPath()):
+                     p_real: float = 0.0, path=LinearPath(), weights: torch.Tensor | None = None):
     """An objective for flowviz.train on a fixed coupling: ``batch`` pairs drawn with
-    replacement, each replaced with probability ``p_real`` by a real pair (real data x1 with
-    the noise the previous flow maps to it, from ``invert``; Lee et al. 2024, §4.4).
-    ``t`` and ``loss`` as in fm_loss. Logs the fraction of real pairs used."""
+    replacement (uniformly, or with probabilities ∝ ``weights`` (N,)), each replaced with
+    probability ``p_real`` by a real pair (real data x1 with the noise the previous flow maps to
+    it, from ``invert``; Lee et al. 2024, §4.4). ``t`` and ``loss`` as in fm_loss. Logs the
+    fraction of real pairs used."""
     if p_real > 0 and (real is None or len(real) == 0):
         raise ValueError("p_real > 0 needs real pairs (flowviz.methods.reflow.invert)")
 
     def objective(model, g):
         dev = next(model.parameters()).device
-        idx = torch.randint(0, len(pairs), (batch,), generator=g)
+        idx = torch.randint(0, len(pairs), (batch,), generator=g) if weights is None else \
+            torch.multinomial(weights.cpu().double(), batch, replacement=True, generator=g)
         x0, x1 = pairs.x0[idx.to(pairs.x0.device)], pairs.x1[idx.to(pairs.x1.device)]
         cond = {k: v[idx.to(v.device)] for k, v in pairs.cond.items()}
         logs = {}
