@@ -16,6 +16,9 @@ import torch
 import flowviz as fv
 from flowviz.data import LABELS, SAMPLERS, PointsError, load_points
 from flowviz.experiment import UPLOAD
+from views import present, url
+from views.present import enlarge, presenting
+from views.share import downloads
 
 DATASETS = [*SAMPLERS, UPLOAD]
 NAMES = LABELS | {UPLOAD: "Uploaded points (CSV/NPY)"}
@@ -34,27 +37,36 @@ class Settings:
 
 
 def sidebar() -> None:
-    """Shared sidebar widgets (rendered once by app.py; keys persist across pages)."""
+    """Shared sidebar widgets (rendered once by app.py; keys persist across pages). Each is bound
+    to the URL query parameter of its key (?target=checkerboard&seed=3; the two datasets through
+    views.url): a link reproduces the view; invalid values in a link are ignored."""
     sb = st.sidebar
     sb.header("Data")
-    sb.selectbox("Target p_data", DATASETS, index=DATASETS.index("moons"), key="target",
-                 format_func=NAMES.get)
+    st.session_state.setdefault("target", "moons")  # the default, without a widget default
+    for k in ("target", "source"):
+        url.seed(k, DATASETS)
+    sb.selectbox("Target p_data", DATASETS, key="target", format_func=NAMES.get)
     sb.selectbox("Source p_init", DATASETS, index=0, key="source", format_func=NAMES.get,
                  help="The closed-form field needs a Gaussian source; other sources can still "
                       "be trained live.")
+    url.keep("target", "moons")
+    url.keep("source", DATASETS[0])
     if UPLOAD in (st.session_state.get("source"), st.session_state.get("target")):
         f = sb.file_uploader("Points: N rows of x, y (CSV or .npy)", type=["csv", "txt", "npy"],
                              key="upload_file")
         _read_upload(f)
-    sb.slider("Data points N", 200, 3000, 1000, 100, key="n_data",
+    sb.slider("Data points N", 200, 3000, 1000, 100, key="n_data", bind="query-params",
               help="Size of the empirical data set behind the exact field v*.")
     sb.select_slider("Kernel width h", [0.0, 0.02, 0.05, 0.1, 0.2], 0.05, key="h",
+                     bind="query-params",
                      help="Each data point becomes N(y_i, h² I). h = 0 is the raw empirical "
                           "distribution, whose exact flow collapses onto the points at t = 1.")
     sb.header("Run")
-    sb.number_input("Seed", 0, 10_000, 0, key="seed")
+    sb.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params")
     sb.selectbox("Device", ["auto", *fv.device.available_devices()], key="device",
+                 bind="query-params",
                  help="auto picks CUDA, then Apple MPS, then CPU.")
+    present.toggle()
 
 
 def _read_upload(f) -> None:
@@ -128,8 +140,14 @@ def exact_field(cfg: Settings, path: str = "linear") -> fv.ExactField:
     return fv.ExactField(pts, fv.paths.PATHS[path], h=cfg.h)
 
 
-def chart(fig, key: str) -> None:
+def chart(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> None:
+    """A plotly figure with a download menu (PNG, SVG, CSV; NPZ of ``arrays``/``traj``; a GIF
+    of ``traj`` (T, N, 2)). The presenter view draws it larger and without the menu."""
+    if presenting():
+        enlarge(fig)
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
+    if not presenting():
+        downloads(fig, key, traj, ts, arrays)
 
 
 def device(cfg: Settings) -> torch.device:

@@ -8,6 +8,7 @@ Chrome/Chromium: no network. One kaleido browser is started on first use and reu
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import threading
 import warnings
@@ -18,6 +19,16 @@ import plotly.io as pio
 
 SCALE = 2  # pixels per layout pixel in PNGs (sharp on slides)
 _LOCK = threading.Lock()
+
+
+@functools.cache
+def browser() -> str | None:
+    """The Chrome/Chromium kaleido would drive (None: no static export on this machine)."""
+    try:
+        from choreographer.browsers.chromium import Chromium
+    except ImportError:
+        return None
+    return Chromium.find_browser(skip_local=False)
 
 
 def export_size(fig: go.Figure, width: int | None = None) -> tuple[int, int]:

@@ -1,0 +1,52 @@
+"""Figures and settings out of a page: download menus under each chart, "reproduce this".
+
+Files are made only when a download is clicked (Streamlit runs a callable ``data`` on
+demand), so the menus cost a page almost nothing to draw.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from flowviz.viz import export
+from flowviz.viz.animate import trajectory_gif
+
+NO_BROWSER = "PNG/SVG need Chrome or Chromium for kaleido (none found on this server)."
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")[:60] or "figure"
+
+
+def downloads(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> None:
+    """A small "Download" menu: PNG, SVG, CSV of the traces; NPZ of ``arrays`` (and ``traj``,
+    ``ts``); an animated GIF of ``traj`` (T, N, 2) flowing from t = ts[0] to ts[-1]."""
+    name = _slug(key)
+    arrays = dict(arrays or {})
+    if traj is not None:
+        arrays.setdefault("traj", traj)
+        if ts is not None:
+            arrays.setdefault("ts", ts)
+    static = export.browser() is not None
+    title = fig.layout.title.text or ""
+    with st.popover("Download", icon=":material/download:", type="tertiary"):
+        c = st.columns(3 + bool(arrays) + (traj is not None))
+        for col, fmt in zip(c, ("png", "svg"), strict=False):
+            col.download_button(fmt.upper(), lambda f=fmt: export.image_bytes(fig, f),
+                                f"{name}.{fmt}", f"image/{'svg+xml' if fmt == 'svg' else fmt}",
+                                key=f"dl-{fmt}:{key}", on_click="ignore", disabled=not static,
+                                help=None if static else NO_BROWSER)
+        c[2].download_button("CSV", lambda: export.figure_csv(fig), f"{name}.csv", "text/csv",
+                             key=f"dl-csv:{key}", on_click="ignore",
+                             help="Every trace's points: trace, name, i, x, y, z")
+        if arrays:
+            c[3].download_button("NPZ", lambda: export.npz_bytes(arrays), f"{name}.npz",
+                                 "application/octet-stream", key=f"dl-npz:{key}",
+                                 on_click="ignore", help=", ".join(
+                                     f"{k} {tuple(v.shape)}" for k, v in arrays.items()))
+        if traj is not None:
+            c[-1].download_button("GIF", lambda: trajectory_gif(traj, ts, title), f"{name}.gif",
+                                  "image/gif", key=f"dl-gif:{key}", on_click="ignore",
+                                  help="The samples flowing along the ODE, one frame per step")
