@@ -1,6 +1,11 @@
 """Home: what flowviz shows, and which page tells which section of the article."""
 
 import streamlit as st
+import torch
+
+from flowviz.experiment import UPLOAD
+from views.common import exact_field, settings, uploaded_points
+from views.teach import notice, predict
 
 st.title("flowviz — seeing fast generation with flow matching")
 st.markdown(
@@ -9,6 +14,33 @@ st.markdown(
     "section of the article *Fast Generation with Flow Matching* on small 2-D problems you can "
     "change and retrain live, on a laptop CPU. Every curve and number is computed, not drawn: "
     "the exact marginal field of the data is the reference for every claim.")
+
+notice("Training pairs are joined by straight lines, but the generator follows the *average* "
+       "of all lines through a point, and that average bends. On every page, watch how far the "
+       "paths bend and how many solver steps (NFE) the bend costs: each number is measured on "
+       "the data chosen in the sidebar.", "§1.2, §2")
+
+cfg = settings()
+if cfg.target != UPLOAD or uploaded_points() is not None:
+    # One Euler step of the exact field from noise (article §2): v*(x, 0) = E[x1] − x.
+    field = exact_field(cfg)
+    x0 = torch.randn(500, 2, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    x1 = x0 + field(x0, 0.0)
+    mean = field.data.mean(0)
+    predict(
+        "home", "Flow matching trains on straight lines x_t = (1 − t) x0 + t x1. Take the best "
+        "possible model, the exact field v* of the data in the sidebar, and generate with **one** "
+        "Euler step from noise, x1 = x0 + v*(x0, 0). Where do the samples land?",
+        ["Spread over the data: the lines are straight", "All on one point",
+         "Spread like the noise, shifted onto the data"],
+        "All on one point",
+        f"At t = 0, x_t = x0 says nothing about x1, so v*(x, 0) = E[x1] − x and every sample "
+        f"lands on the data mean. Measured just now: 500 one-step samples sit at "
+        f"({x1[:, 0].mean():.2f}, {x1[:, 1].mean():.2f}) with spread "
+        f"{float(x1.std(0).norm()):.1e}; the data mean is ({mean[0]:.2f}, {mean[1]:.2f}) and "
+        f"the data's spread {float(field.data.std(0).norm()):.2f}. The straight lines are "
+        "straight for each pair, not for the average flow: that is the whole story of the "
+        "pages below.", "§2")
 
 st.subheader("The pages")
 rows = [
