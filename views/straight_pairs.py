@@ -21,6 +21,8 @@ from views.common import (
     source_points,
     uploaded_points,
 )
+from views.present import presenting
+from views.teach import notice, predict
 
 LIM, GRID, N_PAIRS, N_PATHS = 4.5, 21, 150, 200
 
@@ -53,20 +55,36 @@ shuffle = torch.randperm(len(x1_all), generator=torch.Generator().manual_seed(cf
 x0, x1 = x0_all[:n], x1_all[shuffle[:n]]
 ot0, ot1 = fv.data.minibatch_ot(x0, x1)
 c1, c2 = st.columns(2)
+cm = {}  # coupling metrics by name, for the question below
 for col, (a, b), name in ((c1, (x0, x1), "Independent"), (c2, (ot0, ot1), "Minibatch-OT")):
-    m = coupling_metrics(a, b)
+    m = cm[name] = coupling_metrics(a, b)
     with col:
         chart(fv.viz.pair_lines_fig(a, b, f"{name} pairs", n, LIM), f"pairs-{name.lower()}")
         k1, k2 = st.columns(2)
         k1.metric("Crossing pairs of lines", f"{100 * m['crossing_fraction']:.1f} %")
         k2.metric("Transport cost E‖x1 − x0‖²", f"{m['transport_cost']:.2f}")
+ci, co = (100 * cm[k]["crossing_fraction"] for k in ("Independent", "Minibatch-OT"))
+ti, to = (cm[k]["transport_cost"] for k in ("Independent", "Minibatch-OT"))
+notice("Each pair is a straight segment, yet many segments pass through the same place in "
+       "different directions. A network sees only x_t and t, so at a crossing it must learn the "
+       "average direction: that average (section 2) is what bends the flow.", "§2, §2.1")
+predict("sp-ot", "Re-pair the **same** points by optimal transport on the batch (minimising the "
+        "total squared length). What happens to the fraction of crossing pair lines?",
+        ["It drops a lot", "It stays about the same", "It rises"],
+        "It drops a lot" if co < 0.5 * ci else "It rises" if co > 1.2 * ci
+        else "It stays about the same",
+        f"Measured on these {n} pairs: {ci:.1f} % of pairs of lines cross when paired "
+        f"independently, {co:.1f} % after minibatch OT; the mean squared length E‖x1 − x0‖² "
+        f"falls from {ti:.2f} to {to:.2f}. Long lines that cut across each other are exactly "
+        "what OT shortens, so fewer directions meet at a point and the averaged field bends "
+        "less (train both couplings in section 4 to see it).", "§2.1")
 
 # --- 2. The exact field ----------------------------------------------------------------------
 st.header("2 · Averaging the directions bends the flow")
 st.latex(r"v^\star(x,t)=\mathbb E\,[\,x_1-x_0 \mid x_t=x\,]"
          r"=\sum_i w_i(x,t)\,\big(x_1^{(i)}-x_0^{(i)}\big),\qquad "
          r"w_i\propto \exp\!\Big(-\tfrac{\|x-t\,y_i\|^2}{2\,((1-t)^2+t^2h^2)}\Big)")
-t = st.slider("Time t", 0.0, 0.95, 0.5, 0.05, key="sp_t",
+t = st.slider("Time t", 0.0, 0.95, 0.5, 0.05, key="sp_t", bind="query-params",
               help="The field and the variance map are drawn at this time.")
 if not gaussian_source:
     st.info("The closed-form field needs the Gaussian source N(0, I): pick it in the sidebar to "
@@ -94,7 +112,7 @@ else:
                                       lim=LIM)
         k = int(round(t * (len(traj) - 1)))
         fv.viz.scatter(fig, traj[k], f"x_t at t = {t:.2f}", "#111827", 5, 0.9)
-        chart(fig, "exact-traj")
+        chart(fig, "exact-traj", traj=traj, ts=paths["ts"])
         k1, k2, k3 = st.columns(3)
         k1.metric("Straightness S", f"{paths['straightness']:.3f}",
                   help="∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. 2022); 0 for straight paths.")
@@ -153,9 +171,10 @@ st.markdown(
     "Its minimiser is exactly $v^\\star$, so the exact field is the answer key.\n\n"
     "Train once with independent pairs, once with minibatch OT, and compare.")
 c1, c2, c3, c4, c5 = st.columns(5)
-coupling = c1.selectbox("Coupling", ["independent", "ot"], key="sp_coupling",
+coupling = c1.selectbox("Coupling", ["independent", "ot"], key="sp_coupling", bind="query-params",
                         format_func={"independent": "independent", "ot": "minibatch OT"}.get)
-steps = c2.select_slider("Steps", [300, 500, 1000, 2000, 3000, 5000], 1000, key="sp_steps")
+steps = c2.select_slider("Steps", [300, 500, 1000, 2000, 3000, 5000], 1000, key="sp_steps",
+                         bind="query-params")
 hidden = c3.select_slider("Width", [64, 128, 256], 128, key="sp_hidden")
 batch = c4.select_slider("Batch", [128, 256, 512, 1024], 512, key="sp_batch")
 lr = c5.select_slider("Learning rate", [1e-3, 2e-3, 3e-3, 5e-3], 3e-3, key="sp_lr")
@@ -169,8 +188,9 @@ data_key = (cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload)
 label = {"independent": "1-RF, independent", "ot": "1-RF, minibatch OT"}[coupling]
 state = live_training(key, lambda: fv.build_fm(run, dev, uploaded_points()),
                       meta={"label": f"{label}, w{hidden}", "data": data_key})
-with st.expander("This run's config (JSON)"):
-    st.code(run.to_json(), language="json")
+if not presenting():
+    with st.expander("This run's config (JSON)"):
+        st.code(run.to_json(), language="json")
 
 if state is not None and state.step > 0:
     model = state.sampler_model.eval()
@@ -201,7 +221,8 @@ if state is not None and state.step > 0:
                   "learned-field")
     with c2:
         chart(fv.viz.trajectories_fig(r["paths"]["traj"].cpu(), "Learned trajectories (RK4, 50 "
-                                      "steps)", lim=LIM), "learned-traj")
+                                      "steps)", lim=LIM), "learned-traj",
+              traj=r["paths"]["traj"].cpu(), ts=r["paths"]["ts"])
     # every run of this session on this data: one line each, plus the exact field
     rows, curves = [], {}
     if gaussian_source:
