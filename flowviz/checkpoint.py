@@ -1,7 +1,9 @@
-"""Checkpoints: config + weights (+ optimizer for resuming), loaded safely.
+"""Checkpoints: config + each phase's weights (+ optimizer for resuming), loaded safely.
 
 Files are plain dicts of tensors, numbers, strings and lists, written with torch.save and read
-with ``torch.load(weights_only=True)``: nothing in a checkpoint is ever unpickled as code.
+with ``torch.load(weights_only=True)``: nothing in a checkpoint is ever unpickled as code. One
+format serves every run kind of flowviz.experiment: a run is a sequence of phases
+(``experiment.phases``), each a TrainState (weights) or a reflow PairPhase (the solved pairs).
 """
 
 from __future__ import annotations
@@ -11,36 +13,63 @@ from pathlib import Path
 
 import torch
 
-from .experiment import FMRun, build_fm
+from .config import ConfigError
+from .experiment import FMRun, MeanFlowRun, ReflowRun, ShortcutRun, phases
+from .methods.reflow import PairPhase
 from .train import TrainState
 
-FORMAT = "flowviz-checkpoint/1"
+FORMAT = "flowviz-checkpoint/2"
+KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow": ReflowRun}
+MAX_BYTES = 50 * 2**20  # an upload larger than this is refused before it is read
 
 
 class CheckpointError(ValueError):
     """A file that is not a usable flowviz checkpoint; the message is shown to the user."""
 
 
-def save(path: str | Path, state: TrainState, run: FMRun) -> Path:
+def kind_of(run) -> str:
+    return next(k for k, cls in KINDS.items() if type(run) is cls)
+
+
+def _train_dict(s: TrainState, resumable: bool) -> dict:
+    slim = not resumable and s.ema is not None  # sampling needs only the EMA weights
+    return {"model": None if slim else s.model.state_dict(),
+            "ema": s.ema.state_dict() if s.ema is not None else None,
+            "optimizer": s.opt.state_dict() if resumable else None,
+            "generator": s.generator.get_state(), "step": s.step, "seconds": s.seconds,
+            "history": s.history}
+
+
+def _pairs_dict(p: PairPhase) -> dict:
+    if not p.done:
+        raise ValueError("save a pair phase once it is finished")
+    return {name: None if g is None else {"out": torch.cat(g.out), "nfe": g.nfe,
+                                          "seconds": g.seconds}
+            for name, g in (("forward", p.forward), ("backward", p.backward))}
+
+
+def save(path: str | Path, state, run, resumable: bool = True) -> Path:
+    """Write ``run``'s config and its finished phases: a TrainState, or a dict name -> phase
+    (TrainState or finished PairPhase) as ``experiment.phases`` names them. ``resumable=False``
+    leaves out the optimizer and, when there is an EMA copy, the online weights (a finished
+    preset that pages only sample from: a quarter of the size)."""
+    done = state if isinstance(state, dict) else {"run": state}
+    out = {}
+    for name, s in done.items():
+        out[name] = _pairs_dict(s) if isinstance(s, PairPhase) else _train_dict(s, resumable)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "format": FORMAT,
-        "kind": "fm",
-        "config": dataclasses.asdict(run),
-        "model": state.model.state_dict(),
-        "ema": state.ema.state_dict() if state.ema is not None else None,
-        "optimizer": state.opt.state_dict(),
-        "generator": state.generator.get_state(),
-        "step": state.step,
-        "seconds": state.seconds,
-        "history": state.history,
-    }, path)
+    torch.save({"format": FORMAT, "kind": kind_of(run), "config": dataclasses.asdict(run),
+                "phases": out}, path)
     return path
 
 
-def read(path_or_file) -> dict:
+def read(path_or_file, max_bytes: int = MAX_BYTES) -> dict:
     """Load and validate the raw checkpoint dict (weights_only: no code is unpickled)."""
+    size = _size(path_or_file)
+    if size is not None and size > max_bytes:
+        raise CheckpointError(f"The file is {size / 2**20:.1f} MiB; the limit is "
+                              f"{max_bytes / 2**20:.0f} MiB.")
     try:
         ck = torch.load(path_or_file, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read becomes a user message
@@ -50,26 +79,79 @@ def read(path_or_file) -> dict:
             from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"Not a flowviz checkpoint (expected format {FORMAT!r}).")
+    if ck.get("kind") not in KINDS:
+        raise CheckpointError(f"Unknown model kind {ck.get('kind')!r}; flowviz saves "
+                              f"{', '.join(KINDS)}.")
     return ck
+
+
+def _size(f) -> int | None:
+    if isinstance(f, str | Path):
+        return Path(f).stat().st_size if Path(f).exists() else None
+    if hasattr(f, "seek") and hasattr(f, "tell"):
+        here = f.tell()
+        f.seek(0, 2)
+        n = f.tell()
+        f.seek(here)
+        return n
+    return None
+
+
+def load_all(path_or_file, device="cpu", kind: str | None = None,
+             uploaded: torch.Tensor | None = None) -> tuple[object, dict]:
+    """(run, {phase name: state}) rebuilt from a checkpoint written by ``save``; ``kind``
+    refuses a checkpoint of another model kind with a clear message."""
+    ck = read(path_or_file)
+    if kind is not None and ck["kind"] != kind:
+        raise CheckpointError(f"This checkpoint holds a {ck['kind']!r} model, not {kind!r}.")
+    try:
+        run = KINDS[ck["kind"]].from_dict(ck["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"The checkpoint's config is invalid: {e}") from None
+    done = {}
+    try:
+        for name, build in phases(run, device, uploaded).items():
+            if name not in ck["phases"]:
+                break  # a run saved part-way (e.g. ReFlow after its first round)
+            done[name] = _restore(build(done), ck["phases"][name], device)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"Checkpoint does not match its config: {e}") from None
+    if not done:
+        raise CheckpointError("The checkpoint holds no trained phase.")
+    return run, done
+
+
+def _restore(s, d: dict, device):
+    if isinstance(s, PairPhase):
+        for g, name in ((s.forward, "forward"), (s.backward, "backward")):
+            if g is not None:
+                g.out, g.nfe, g.seconds = [d[name]["out"].to(device)], d[name]["nfe"], \
+                    d[name]["seconds"]
+                if g.out[0].shape != g.x.shape:
+                    raise CheckpointError(f"Checkpoint does not match its config: {name} pairs "
+                                          f"of shape {tuple(g.out[0].shape)}, expected "
+                                          f"{tuple(g.x.shape)}.")
+        return s
+    s.model.load_state_dict(d["model"] if d["model"] is not None else d["ema"])
+    if s.ema is not None:
+        s.ema.load_state_dict(d["ema"] if d["ema"] is not None else d["model"])
+    if d["optimizer"] is not None:
+        s.opt.load_state_dict(d["optimizer"])
+    s.generator.set_state(d["generator"])
+    s.step, s.seconds, s.history = int(d["step"]), float(d["seconds"]), list(d["history"])
+    s.status = "done" if s.done else "ready"
+    return s
+
+
+def load(path_or_file, device="cpu", kind: str | None = None,
+         uploaded: torch.Tensor | None = None) -> tuple[object, TrainState]:
+    """(run, the last trained state): the resumable state of a one-phase run."""
+    run, done = load_all(path_or_file, device, kind, uploaded)
+    return run, list(done.values())[-1]
 
 
 def load_fm(path_or_file, device="cpu") -> tuple[FMRun, TrainState]:
     """Rebuild a resumable 1-RF training state from a checkpoint written by ``save``."""
-    ck = read(path_or_file)
-    if ck.get("kind") != "fm":
-        raise CheckpointError(f"This checkpoint holds a {ck.get('kind')!r} model, not 'fm'.")
-    try:
-        run = FMRun.from_dict(ck["config"])
-        state = build_fm(run, device)
-        state.model.load_state_dict(ck["model"])
-        if state.ema is not None and ck["ema"] is not None:
-            state.ema.load_state_dict(ck["ema"])
-        state.opt.load_state_dict(ck["optimizer"])
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"Checkpoint does not match its config: {e}") from None
-    state.generator.set_state(ck["generator"])
-    state.step, state.seconds, state.history = ck["step"], ck["seconds"], list(ck["history"])
-    state.status = "done" if state.done else "ready"
-    return run, state
+    return load(path_or_file, device, "fm")

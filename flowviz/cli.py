@@ -4,6 +4,7 @@
     python -m flowviz train --resume runs/fm_moons.pt --steps 4000
     python -m flowviz eval runs/fm_moons.pt --solver euler
     python -m flowviz exact --target moons --solver rk4
+    python -m flowviz presets                 # retrain the classroom presets (assets/presets)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import torch
 
 from . import analysis, checkpoint, data
+from .config import ConfigError
 from .device import pick_device
 from .exact import ExactField
 from .experiment import FMRun, build_fm
@@ -91,6 +93,28 @@ def cmd_exact(a) -> int:
     return 0
 
 
+def cmd_presets(a) -> int:
+    """Retrain presets from their recorded configs (assets/presets/*.json) and check them."""
+    from . import presets
+    torch.set_num_threads(a.threads)
+    chosen = presets.specs()
+    if unknown := set(a.names) - set(chosen):
+        print(f"error: no preset {', '.join(sorted(unknown))}; have {', '.join(chosen)}",
+              file=sys.stderr)
+        return 2
+    for name, p in chosen.items():
+        if a.names and name not in a.names:
+            continue
+        done = presets.load(p) if a.check else presets.train(p)
+        for q in presets.quality(p, done):
+            ok = "ok" if q["ed"] <= q["bound"] else "ABOVE BOUND"
+            print(f"{name}/{q['phase']}: {q['steps']:3d}-step ED {q['ed']:.4f} "
+                  f"(bound {q['bound']:g}) {ok}")
+        if not a.check:
+            print(f"saved {p.path} ({p.path.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m flowviz", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,11 +146,16 @@ def main(argv=None) -> int:
         q.add_argument("--solver", nargs="+", default=["euler"], choices=FIXED)
         q.add_argument("--n", type=int, default=2000, help="samples for the energy distance")
         q.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("presets", help="retrain the classroom presets from assets/presets/*.json")
+    r.add_argument("names", nargs="*", help="presets to retrain (default: all)")
+    r.add_argument("--check", action="store_true", help="only load them and measure quality")
+    r.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     if a.cmd == "train" and a.steps is None:
         a.steps = 0 if a.resume else OptimConfig.steps
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact}[a.cmd](a)
-    except checkpoint.CheckpointError as err:
+        return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact,
+                "presets": cmd_presets}[a.cmd](a)
+    except (checkpoint.CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import SAMPLERS, points_sampler, sample
+from .config import from_dict
+from .data import COUPLINGS, MAX_POINTS, SAMPLERS, points_sampler, sample
 from .methods.fm import fm_objective
 from .methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
-from .methods.shortcut import ShortcutConfig, ShortcutObjective, Template
+from .methods.reflow import LOSSES, T_DISTS, ReflowConfig, pair_phase, reflow_state
+from .methods.shortcut import ShortcutConfig, ShortcutObjective
 from .models import MLPConfig, TimeMLP
+from .solvers import METHODS
 from .train import OptimConfig, TrainState, init_state
 
 
@@ -36,11 +39,32 @@ class FMRun:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict) -> FMRun:
-        d = dict(d)
-        d["model"] = MLPConfig(**d.get("model", {}))
-        d["optim"] = OptimConfig(**d.get("optim", {}))
-        return cls(**d)
+    def from_dict(cls, d: dict):
+        """The run of a JSON dict; unknown fields or bad values raise config.ConfigError."""
+        return from_dict(cls, d)
+
+    def check(self) -> None:
+        """Values a run can train with, within what one shared classroom server should run."""
+        names = (*SAMPLERS, UPLOAD)
+        for side in ("source", "target"):
+            if getattr(self, side) not in names:
+                raise ValueError(f"{side} must be one of {', '.join(names)}")
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}")
+        m, o = self.model, self.optim
+        _within("n_data", self.n_data, 0, MAX_POINTS)
+        _within("h", self.h, 0.0, 1.0)
+        _within("batch", self.batch, 1, 8192)
+        _within("model.dim", m.dim, 2, 2)  # these runs are 2-D
+        _within("model.hidden", m.hidden, 1, 1024)
+        _within("model.depth", m.depth, 1, 8)
+        _within("model.emb", m.emb, 2, 512)
+        _within("optim.steps", o.steps, 1, 100_000)
+        _within("optim.lr", o.lr, 1e-8, 1.0)
+        _within("optim.warmup", o.warmup, 0, 100_000)
+        _within("optim.ema", o.ema, 0.0, 0.99999)
+        if o.schedule not in ("cosine", "constant"):
+            raise ValueError("optim.schedule must be 'cosine' or 'constant'")
 
     def target_points(self, uploaded: torch.Tensor | None = None) -> torch.Tensor | None:
         """The fixed training set (the empirical p_data of flowviz.exact): the uploaded points
@@ -51,6 +75,11 @@ class FMRun:
 
 
 UPLOAD = "upload"
+
+
+def _within(name: str, v, lo, hi) -> None:
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} = {v} is outside [{lo}, {hi}]")
 
 # A fast 1-rectified flow for 2-D toys: N(0, I) -> moons comes within energy distance 0.004
 # (100-step Euler, 4000 samples) in ~250 steps, about 1 s of training on 2 CPU cores. A small
@@ -99,14 +128,6 @@ class ShortcutRun(FMRun):
     def __post_init__(self):
         if self.model.n_scalars != 2:
             raise ValueError("a shortcut model s(x, t, d) has two scalar inputs: n_scalars=2")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ShortcutRun:
-        d = dict(d)
-        sc = dict(d.pop("shortcut", {}))
-        if "template" in sc:
-            sc["template"] = Template(**sc["template"])
-        return dataclasses.replace(super().from_dict(d), shortcut=ShortcutConfig(**sc))
 
     def fm_baseline(self, steps: int | None = None) -> FMRun:
         """The plain FM run on the same data with the same network (t input only); ``steps``
@@ -175,12 +196,6 @@ class MeanFlowRun(FMRun):
         if self.model.n_scalars != 2:
             raise ValueError("a MeanFlow model u(x, t, r) has two scalar inputs: n_scalars=2")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> MeanFlowRun:
-        d = dict(d)
-        m = MeanFlowConfig(**d.pop("meanflow", {}))
-        return dataclasses.replace(super().from_dict(d), meanflow=m)
-
 
 # The MeanFlow preset for 2-D toys (issue 6), from 3000-step moons sweeps: half the rows with
 # r != t (better one-step quality than the paper's 25 % at about the same cost: the JVP's
@@ -202,3 +217,79 @@ def build_meanflow(cfg: MeanFlowRun, device="cpu",
     objective = MeanFlowObjective(*data_samplers(cfg, uploaded), cfg.batch, cfg.meanflow,
                                   cfg.coupling)
     return init_state(model, objective, cfg.optim)
+
+
+@dataclass(frozen=True)
+class ReflowRun:
+    """k-rectified flow (article §3): the 1-RF ``base``, then rounds 2..``rounds``, each trained
+    on pairs solved from the previous round's ODE with ``reflow``'s settings. Round k + 1's noise
+    is drawn with seed base.data_seed + 100 + k, and its real points (inverted for the p_real
+    mixing) are the base's fixed data set, as on the ReFlow page."""
+
+    base: FMRun = field(default_factory=lambda: dataclasses.replace(FAST_1RF, n_data=1000))
+    reflow: ReflowConfig = field(default_factory=ReflowConfig)
+    rounds: int = 2
+
+    to_json = FMRun.to_json
+    from_dict = classmethod(from_dict)
+
+    def check(self) -> None:
+        self.base.check()
+        _within("rounds", self.rounds, 2, 3)
+        _within("reflow.n_pairs", self.reflow.n_pairs, 1, 100_000)
+        _within("reflow.optim.steps", self.reflow.optim.steps, 1, 100_000)
+        r = self.reflow
+        for name, v, ok in (("solver", r.solver, METHODS), ("t_dist", r.t_dist, T_DISTS),
+                            ("loss", r.loss, LOSSES), ("init", r.init, ("previous", "scratch"))):
+            if v not in ok:
+                raise ValueError(f"reflow.{name} must be one of {', '.join(ok)}")
+        if self.base.n_data == 0 and self.base.target != UPLOAD:
+            raise ValueError("base.n_data must be > 0: the real points are the fixed data set")
+
+    def pair_noise(self, k: int, uploaded: torch.Tensor | None = None) -> torch.Tensor:
+        """x0 of the pairs that the k-RF makes for round k + 1."""
+        n, seed = self.reflow.n_pairs, self.base.data_seed + 100 + k
+        if self.base.source == UPLOAD:
+            pts = _need(uploaded)
+            return pts[torch.randint(0, len(pts), (n,), generator=torch.Generator()
+                                     .manual_seed(seed))]
+        return sample(self.base.source, n, seed)[0]
+
+
+def pair_settings(cfg: ReflowConfig) -> ReflowConfig:
+    """The fields of a reflow config that the pair phase uses (the others at their defaults):
+    two rounds that differ only in training share their pairs."""
+    keep = ("n_pairs", "solver", "steps", "tol", "chunk", "n_real")
+    return ReflowConfig(**{k: getattr(cfg, k) for k in keep})
+
+
+def phases(run, device="cpu", uploaded: torch.Tensor | None = None) -> dict:
+    """A run as ordered phases ``name -> build(done)``, ``done`` holding the finished earlier
+    phases: "run" for FM, Shortcut and MeanFlow; "rf1", "pairs2", "rf2", ... for ReFlow. The
+    CLI trains them in order, flowviz.checkpoint saves and restores them."""
+    if not isinstance(run, ReflowRun):
+        build = {FMRun: build_fm, ShortcutRun: build_shortcut, MeanFlowRun: build_meanflow}
+        return {"run": lambda done: build[type(run)](run, device, uploaded)}
+    out = {"rf1": lambda done: build_fm(run.base, device, uploaded)}
+    for k in range(1, run.rounds):
+        def pairs(done, k=k):
+            x1 = run.base.target_points(uploaded)
+            return pair_phase(done[f"rf{k}"].sampler_model, run.pair_noise(k, uploaded)
+                              .to(device), run.reflow, x1.to(device))
+
+        def train(done, k=k):
+            pairs, real = done[f"pairs{k + 1}"].result()
+            return reflow_state(done[f"rf{k}"].sampler_model, pairs, run.reflow, real, k + 1)
+        out[f"pairs{k + 1}"], out[f"rf{k + 1}"] = pairs, train
+    return out
+
+
+def phase_ids(run) -> dict:
+    """What a page knows when it reaches each phase (the key it looks a preset up by)."""
+    if not isinstance(run, ReflowRun):
+        return {"run": run}
+    ids = {"rf1": run.base}
+    for k in range(2, run.rounds + 1):
+        ids[f"pairs{k}"] = (run.base, pair_settings(run.reflow))
+        ids[f"rf{k}"] = (run.base, run.reflow)
+    return ids

@@ -1,0 +1,127 @@
+"""Classroom presets: small checkpoints that the project trained itself, so pages open trained.
+
+A preset is one JSON file in ``assets/presets/`` — the run's kind and full config, the page it
+serves and the quality it claims — and the checkpoint ``<name>.pt`` next to it, written by
+``python -m flowviz presets <name>`` from that JSON. Adding one is adding one JSON file and
+running that command. A page looks its run up with ``find`` (exact config equality, phase by
+phase) and loads it with ``load``; a run with any other setting is trained live.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, metrics, solvers
+from .config import ConfigError
+from .experiment import ReflowRun, data_samplers, phase_ids, phases
+from .methods import meanflow, shortcut
+from .methods.reflow import PairPhase
+from .train import train_steps
+
+DIR = Path(__file__).resolve().parents[1] / "assets" / "presets"
+N_EVAL = 2000  # samples per side of the energy distance that a preset's quality is checked by
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    kind: str  # a flowviz.checkpoint.KINDS name
+    page: str  # the views/ page that opens on it
+    about: str
+    run: object  # the frozen run config
+    quality: tuple  # ((phase, sampling steps, max energy distance), ...): what the page claims
+
+    @property
+    def path(self) -> Path:
+        return DIR / f"{self.name}.pt"
+
+    @property
+    def command(self) -> str:
+        return f"python -m flowviz presets {self.name}"
+
+
+def spec(path: Path) -> Preset:
+    d = json.loads(Path(path).read_text())
+    try:
+        run = checkpoint.KINDS[d["kind"]].from_dict(d["config"])
+    except (KeyError, ConfigError) as e:
+        raise ConfigError(f"preset {path.name}: {e}") from None
+    q = tuple((p, int(n), float(b)) for p, n, b in d.get("quality", []))
+    return Preset(path.stem, d["kind"], d["page"], d.get("about", ""), run, q)
+
+
+@cache
+def specs(directory: Path = DIR) -> dict[str, Preset]:
+    return {p.stem: spec(p) for p in sorted(Path(directory).glob("*.json"))}
+
+
+@cache
+def _index(directory: Path = DIR) -> dict:
+    out = {}
+    for p in specs(directory).values():
+        for phase, ident in phase_ids(p.run).items():
+            out.setdefault(ident, (p, phase))
+    return out
+
+
+def find(ident, directory: Path = DIR) -> tuple[Preset, str] | None:
+    """(preset, phase) whose config at that phase equals ``ident`` (a run config, or for
+    ReFlow's later phases what experiment.phase_ids gives), if its checkpoint exists."""
+    hit = _index(directory).get(ident)
+    return hit if hit is not None and hit[0].path.exists() else None
+
+
+def load(preset: Preset, device="cpu") -> dict:
+    """The preset's finished phases {name: state}, checked against its recorded config."""
+    run, done = checkpoint.load_all(preset.path, device, preset.kind)
+    if run != preset.run:
+        raise checkpoint.CheckpointError(f"{preset.path.name} was trained from another config "
+                                         f"than {preset.name}.json: run `{preset.command}`.")
+    for s in done.values():
+        s.meta["preset"] = preset.name
+    return done
+
+
+def train(preset: Preset, device="cpu", chunk: int = 500, log=print) -> dict:
+    """Train every phase of the preset's run from scratch, then save its checkpoint (sampler
+    weights only, no optimizer: a finished run that pages sample from)."""
+    done = {}
+    for name, build in phases(preset.run, device).items():
+        s, t0 = build(done), time.perf_counter()
+        while not s.done:
+            s.advance(4) if isinstance(s, PairPhase) else train_steps(s, chunk)
+        if getattr(s, "status", "") == "nan":
+            raise RuntimeError(f"{preset.name}/{name}: {s.message}")
+        log(f"{preset.name}/{name}: {time.perf_counter() - t0:.1f} s")
+        done[name] = s
+    checkpoint.save(preset.path, done, preset.run, resumable=False)
+    return done
+
+
+def generate(preset: Preset, state, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """Samples of a trained phase in ``steps`` network calls, with its own sampler: Euler for
+    flow matching and ReFlow, the M-step shortcut sampler, the MeanFlow jumps."""
+    model = state.sampler_model.eval()
+    with torch.no_grad():
+        if preset.kind == "shortcut":
+            return shortcut.sample(model, x0, steps).x
+        if preset.kind == "meanflow":
+            return meanflow.sample(model, x0, steps).x
+        return solvers.solve(model, x0, "euler", steps).x
+
+
+def quality(preset: Preset, done: dict, seed: int = 12345) -> list[dict]:
+    """Each claim of the preset, measured: energy distance of N_EVAL generated samples to
+    N_EVAL fresh samples of the training distribution (new noise and data draws)."""
+    run = preset.run.base if isinstance(preset.run, ReflowRun) else preset.run
+    sample_x0, sample_x1 = data_samplers(run)
+    g = torch.Generator().manual_seed(seed)
+    x0, ref = sample_x0(N_EVAL, g)[0], sample_x1(N_EVAL, g)[0]
+    return [{"phase": p, "steps": n, "ed": metrics.energy_distance(
+        generate(preset, done[p], x0, n), ref), "bound": b} for p, n, b in preset.quality]

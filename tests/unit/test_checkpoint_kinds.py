@@ -1,0 +1,111 @@
+"""One checkpoint format for every run kind and phase; configs and files are validated strictly."""
+
+import dataclasses
+import io
+import json
+
+import pytest
+import torch
+
+import flowviz as fv
+from flowviz import checkpoint
+from flowviz.config import ConfigError
+from flowviz.experiment import ReflowRun, phases
+from flowviz.methods.reflow import PairPhase, ReflowConfig
+from flowviz.models import MLPConfig
+
+OPT = fv.OptimConfig(steps=20, warmup=2)
+TINY = dict(batch=64, n_data=200, optim=OPT)
+RUNS = {
+    "fm": fv.FMRun(model=MLPConfig(hidden=16, depth=1), **TINY),
+    "shortcut": fv.ShortcutRun(model=MLPConfig(hidden=16, depth=1, n_scalars=2), **TINY),
+    "meanflow": fv.MeanFlowRun(model=MLPConfig(hidden=16, depth=1, n_scalars=2, emb_scale=20.0),
+                               **TINY),
+    "reflow": ReflowRun(base=fv.FMRun(model=MLPConfig(hidden=16, depth=1), **TINY),
+                        reflow=ReflowConfig(n_pairs=64, solver="euler", steps=4, n_real=32,
+                                            batch=64, optim=OPT)),
+}
+
+
+def train_all(run):
+    done = {}
+    for name, build in phases(run).items():
+        s = build(done)
+        while not s.done:
+            s.advance(1) if isinstance(s, PairPhase) else fv.train_steps(s, 10)
+        done[name] = s
+    return done
+
+
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_every_kind_round_trips_through_one_format(kind, tmp_path):
+    run = RUNS[kind]
+    done = train_all(run)
+    for resumable in (True, False):
+        path = checkpoint.save(tmp_path / f"{kind}.pt", done, run, resumable=resumable)
+        run2, done2 = checkpoint.load_all(path, kind=kind)
+        assert run2 == run and list(done2) == list(done)
+        x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+        t = torch.full((8,), 0.3)
+        extra = (t,) if kind in ("shortcut", "meanflow") else ()
+        for name, s in done.items():
+            s2 = done2[name]
+            if isinstance(s, PairPhase):
+                torch.testing.assert_close(s2.result()[0].x1, s.result()[0].x1)
+                torch.testing.assert_close(s2.result()[1].x0, s.result()[1].x0)
+                continue
+            assert s2.done and s2.step == s.step and s2.history == s.history
+            with torch.no_grad():
+                torch.testing.assert_close(s2.sampler_model(x, t, *extra),
+                                           s.sampler_model(x, t, *extra))
+
+
+def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
+    run = RUNS["shortcut"]
+    path = checkpoint.save(tmp_path / "s.pt", train_all(run), run)
+    with pytest.raises(checkpoint.CheckpointError, match="holds a 'shortcut' model, not 'fm'"):
+        checkpoint.load_fm(path)
+
+
+def test_oversized_file_is_refused_before_reading():
+    buf = io.BytesIO(b"\0" * 2048)
+    with pytest.raises(checkpoint.CheckpointError, match="limit"):
+        checkpoint.read(buf, max_bytes=1024)
+
+
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_json_round_trip_is_exact(kind):
+    run = RUNS[kind]
+    assert type(run).from_dict(json.loads(run.to_json())) == run
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"stepz": 3}, "stepz: unknown field of FMRun"),
+    ({"optim": {"steps": "many"}}, "optim.steps: expected an integer"),
+    ({"optim": {"lr": float("nan")}}, "optim.lr: expected a finite number"),
+    ({"optim": {"steps": 10**9}}, "optim.steps = 1000000000 is outside"),
+    ({"model": {"hidden": 5000}}, "model.hidden = 5000 is outside"),
+    ({"target": "cats"}, "target must be one of"),
+    ({"coupling": "magic"}, "coupling must be one of"),
+    ({"model": 3}, "model: expected an object"),
+    ({"batch": True}, "batch: expected an integer"),
+])
+def test_bad_configs_are_refused_with_the_field_named(patch, message):
+    d = dataclasses.asdict(fv.FMRun()) | patch
+    if isinstance(patch.get("optim"), dict):
+        d["optim"] = dataclasses.asdict(fv.OptimConfig()) | patch["optim"]
+    if isinstance(patch.get("model"), dict):
+        d["model"] = dataclasses.asdict(MLPConfig()) | patch["model"]
+    with pytest.raises(ConfigError, match=message):
+        fv.FMRun.from_dict(d)
+
+
+def test_nested_method_settings_are_validated():
+    d = dataclasses.asdict(fv.ShortcutRun())
+    d["shortcut"]["template"] = {"segments": [0.5, 0.2], "weights": [0.5, 0.5]}
+    with pytest.raises(ConfigError, match="shortcut.template: segments must cover the step"):
+        fv.ShortcutRun.from_dict(d)
+    d = dataclasses.asdict(ReflowRun())
+    d["reflow"]["solver"] = "leapfrog"
+    with pytest.raises(ConfigError, match="reflow.solver must be one of"):
+        ReflowRun.from_dict(d)
