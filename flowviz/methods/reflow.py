@@ -377,13 +377,14 @@ def init_model(prev: torch.nn.Module, cfg: ReflowConfig) -> torch.nn.Module:
 
 
 def reflow_state(prev: torch.nn.Module, pairs: Pairs, cfg: ReflowConfig,
-                 real: Pairs | None = None, round_k: int = 2) -> TrainState:
+                 real: Pairs | None = None, round_k: int = 2,
+                 weights: torch.Tensor | None = None) -> TrainState:
     """The TrainState of the (k+1)-RF trained on ``pairs`` (and ``real`` pairs with prob.
-    cfg.p_real), its network initialised from ``prev`` per cfg.init. The pairs and their cost
-    are kept in ``state.meta``."""
+    cfg.p_real), its network initialised from ``prev`` per cfg.init; ``weights``: per-pair
+    sampling weights (None: uniform). The pairs and their cost are kept in ``state.meta``."""
     dim = pairs.x0[0].numel()
     objective = reflow_objective(pairs, cfg.batch, cfg.sampler(), cfg.loss_fn(dim), real,
-                                 cfg.p_real if real is not None else 0.0)
+                                 cfg.p_real if real is not None else 0.0, weights=weights)
     state = init_state(init_model(prev, cfg), objective, cfg.optim)
     state.meta.update(round=round_k, pairs=pairs, real=real, pair_seconds=pairs.seconds
                       + (real.seconds if real is not None else 0.0), pair_nfe=pairs.nfe)

@@ -1,0 +1,346 @@
+"""InstaFlow in 2-D: a conditional teacher, text-conditioned reflow, one-step distillation
+(article §4-4.4; Liu et al., InstaFlow, ICLR 2024).
+
+The "text prompt" is a readable condition c: the name of a part of the target (the eight
+Gaussians by compass direction, the upper or lower moon, ...). The pipeline (§4.1):
+
+    1. teacher      dx/dt = v_T(x, t | c), integrated for 20-50 steps: triples (x0, x1, c)
+                    (the exact conditional VP PF-ODE, or a trained conditional 1-RF)
+    2. 2-RF         L = E || (x1 - x0) - v(x_t, t | c) ||^2 on the triples        (§4.2)
+    3. student      x1 ≈ x0 + v~(x0 | c) on the 2-RF's own ODE endpoints          (§4.3)
+
+and the paper's control: a student distilled straight from the teacher's triples, same budget.
+Coverage (§4.4): conditions drawn rarely among the triples get few pairs; ``fix`` rebalances.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+
+from ..data import EIGHT_GAUSSIAN_NAMES, SAMPLERS
+from ..exact import ExactField, vp_pf_ode_drift
+from ..models import MLPConfig, TimeMLP
+from ..paths import VPPath
+from ..train import OptimConfig, TrainState, init_state, train_steps
+from .distill import distill_objective
+from .fm import fm_loss
+from .reflow import PairGeneration, Pairs, ReflowConfig, huber_c, loss_fn, reflow_state
+
+# The datasets whose parts have names: condition c is the sampler's label.
+CONDITIONS = {
+    "8gaussians": EIGHT_GAUSSIAN_NAMES,
+    "two_mode": ("top", "bottom"),
+    "moons": ("upper moon", "lower moon"),
+    "rings": ("radius 1", "radius 2", "radius 3"),
+    "two_spirals": ("spiral A", "spiral B"),
+    "checkerboard": tuple(f"row {c // 2 + 1}, col {2 * (c % 2) + (c // 2) % 2 + 1}"
+                          for c in range(8)),
+}
+TEACHERS = ("exact_vp", "rf")
+FIXES = ("none", "reweight", "resample")
+
+
+def class_samples(target: str, c: int, n: int, seed: int = 0) -> torch.Tensor:
+    """n fresh samples of condition c's part of ``target`` (the reference for per-condition
+    quality), drawn by rejection from the labelled sampler."""
+    g, out, got = torch.Generator().manual_seed(seed), [], 0
+    while got < n:
+        x, lab = SAMPLERS[target](4 * n, g)
+        out.append(x[lab == c])
+        got += len(out[-1])
+    return torch.cat(out)[:n]
+
+
+class ConditionalExact:
+    """The exact conditional field v(x, t | c) of an empirical target split by label: one
+    flowviz.exact.ExactField per condition, on that condition's points. On the VP path it
+    returns the diffusion PF-ODE drift (the "pretrained diffusion model" of §4.1). ``label``
+    None, or the token K (classifier-free guidance's "no condition"), gives the field of all
+    points."""
+
+    def __init__(self, data: torch.Tensor, labels: torch.Tensor, n_classes: int,
+                 path=VPPath(), h: float = 0.0):
+        self.path, self.n_classes = path, n_classes
+        self.full = ExactField(data, path, h=h)
+        self.fields = [ExactField(data[labels == c], path, h=h) for c in range(n_classes)]
+
+    def _drift(self, f: ExactField, x, t):
+        return vp_pf_ode_drift(f, x, t).to(x.dtype) if isinstance(self.path, VPPath) else f(x, t)
+
+    def __call__(self, x: torch.Tensor, t, label: torch.Tensor | None = None) -> torch.Tensor:
+        if label is None:
+            return self._drift(self.full, x, t)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        out = torch.empty_like(x)
+        for c in label.unique().tolist():
+            m = label == c
+            f = self.fields[c] if c < self.n_classes else self.full
+            out[m] = self._drift(f, x[m], t[m] if t.dim() else t)
+        return out
+
+
+def guided(field, w: float):
+    """Classifier-free guidance on a velocity field: v_u + w (v(. | c) - v_u), v_u = v(. | ∅).
+    w = 1 is the plain conditional field, w = 0 the unconditional one."""
+    if w == 1.0:
+        return field
+
+    def v(x, t, label=None):
+        vu = field(x, t, label=None)
+        return vu if label is None else vu + w * (field(x, t, label=label) - vu)
+
+    return v
+
+
+def conditional_fm_objective(target: str, batch: int, n_classes: int, p_uncond: float = 0.1):
+    """FM with labels (the trained conditional 1-RF teacher): each label is replaced by the
+    "no condition" token with probability ``p_uncond`` so one network also learns v(x, t | ∅)
+    for guidance (Ho & Salimans' classifier-free guidance)."""
+
+    def objective(model, g):
+        dev = next(model.parameters()).device
+        x1, c = SAMPLERS[target](batch, g)
+        x0 = torch.randn(x1.shape, generator=g)
+        c = torch.where(torch.rand(batch, generator=g) < p_uncond, n_classes, c)
+        return fm_loss(model, x0.to(dev), x1.to(dev), generator=g, label=c.to(dev)), {}
+
+    return objective
+
+
+def condition_probs(n_classes: int, rare: int = -1, share: float = 0.0) -> torch.Tensor:
+    """How often each condition appears among the triples: uniform, except condition ``rare``
+    (-1: none) with probability ``share`` and the others sharing the rest equally."""
+    p = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64)
+    if rare >= 0:
+        p[:] = (1 - share) / (n_classes - 1)
+        p[rare] = share
+    return p
+
+
+@dataclass(frozen=True)
+class InstaFlowRun:
+    """The whole pipeline as one frozen, JSON-serialisable config (page, CLI and benchmark)."""
+
+    target: str = "8gaussians"  # a CONDITIONS name
+    n_data: int = 2000  # points behind the exact teacher (all conditions)
+    h: float = 0.05  # their kernel width (flowviz.exact)
+    seed: int = 0
+    teacher: str = "exact_vp"  # a TEACHERS name
+    teacher_solver: str = "euler"
+    teacher_steps: int = 25  # the article's 20-50 steps
+    guidance: float = 1.0  # classifier-free guidance scale w of the teacher
+    p_uncond: float = 0.1  # label dropout of the trained teacher
+    teacher_batch: int = 1024
+    teacher_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(steps=1000, lr=1e-2, warmup=30))
+    n_triples: int = 8000
+    rare: int = -1  # the rarely prompted condition (-1: none)
+    rare_share: float = 0.01  # its share of the triples
+    fix: str = "none"  # a FIXES name: rebalance the 2-RF's and students' batches, or the prompts
+    reflow: ReflowConfig = field(default_factory=lambda: ReflowConfig(
+        solver="dopri5", tol=1e-4, chunk=2000, optim=OptimConfig(steps=1500, lr=3e-3)))
+    student_steps: int = 1000
+    student_lr: float = 3e-3
+    student_loss: str = "squared"  # a flowviz.methods.reflow.LOSSES name (LPIPS on images)
+    model: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=128))
+
+    def __post_init__(self):
+        if self.target not in CONDITIONS:
+            raise ValueError(f"{self.target!r} has no named parts; choose from {list(CONDITIONS)}")
+        if self.teacher not in TEACHERS or self.fix not in FIXES:
+            raise ValueError(f"teacher in {TEACHERS}, fix in {FIXES}")
+        k = len(CONDITIONS[self.target])
+        if self.model.n_classes != k:
+            object.__setattr__(self, "model", dataclasses.replace(self.model, n_classes=k))
+
+    @property
+    def n_classes(self) -> int:
+        return len(CONDITIONS[self.target])
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InstaFlowRun:
+        d = dict(d)
+        r = dict(d.get("reflow", {}))
+        r["optim"] = OptimConfig(**r.get("optim", {}))
+        d["reflow"] = ReflowConfig(**r)
+        d["teacher_optim"] = OptimConfig(**d.get("teacher_optim", {}))
+        d["model"] = MLPConfig(**d.get("model", {}))
+        return cls(**d)
+
+    def probs(self) -> torch.Tensor:
+        """The prompts' condition frequencies among the triples ("resample": uniform)."""
+        if self.fix == "resample":
+            return condition_probs(self.n_classes)
+        return condition_probs(self.n_classes, self.rare, self.rare_share)
+
+
+PHASES = ("teacher", "triples", "2-RF", "2-RF endpoints", "student from 2-RF",
+          "student from teacher")
+
+
+@dataclass
+class InstaFlowPipeline:
+    """The pipeline as one resumable job: ``advance()`` does one slice of the current phase
+    (100 optimizer steps, or one chunk of ODE solves), so a page can run it between reruns and
+    pause it. Every phase's wall time is kept in ``seconds_by_phase`` (honest compute)."""
+
+    run: InstaFlowRun
+    device: torch.device
+    teacher_state: TrainState | None = None
+    jobs: dict = field(default_factory=dict)  # phase name -> TrainState | PairGeneration
+    seconds_by_phase: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    status: str = "ready"
+    message: str = ""
+
+    def __post_init__(self):
+        r, dev = self.run, self.device
+        g = torch.Generator().manual_seed(r.seed)
+        self.x0 = torch.randn(r.n_triples, 2, generator=g).to(dev)
+        self.cond = torch.multinomial(r.probs(), r.n_triples, replacement=True,
+                                      generator=g).to(dev)
+        counts = torch.bincount(self.cond.cpu(), minlength=r.n_classes).double()
+        # "reweight": batches drawn with weight 1 / frequency, so every condition is equally
+        # likely in a batch (its few triples are repeated); None: uniform over triples
+        self.weights = (1 / counts.clamp_min(1))[self.cond.cpu()] if r.fix == "reweight" else None
+        if r.teacher == "exact_vp":
+            x, lab = SAMPLERS[r.target](r.n_data, torch.Generator().manual_seed(r.seed + 1))
+            self.exact = ConditionalExact(x.to(dev), lab.to(dev), r.n_classes, VPPath(), r.h)
+        else:
+            torch.manual_seed(r.seed)
+            net = TimeMLP(r.model).to(dev)
+            opt = dataclasses.replace(r.teacher_optim, seed=r.seed)
+            self.jobs["teacher"] = init_state(
+                net, conditional_fm_objective(r.target, r.teacher_batch, r.n_classes,
+                                              r.p_uncond), opt)
+
+    # --- the fields of each stage ---------------------------------------------------------
+    @property
+    def teacher(self):
+        """v_T(x, t | c) with guidance; t runs to t_end (VP: 1 - 1e-3)."""
+        base = self.exact if self.run.teacher == "exact_vp" else \
+            self.jobs["teacher"].sampler_model.eval()
+        return guided(base, self.run.guidance)
+
+    @property
+    def t_end(self) -> float:
+        return VPPath().t_max if self.run.teacher == "exact_vp" else 1.0
+
+    def model(self, phase: str) -> torch.nn.Module:
+        return self.jobs[phase].sampler_model.eval()
+
+    # --- phases -----------------------------------------------------------------------------
+    @property
+    def phase(self) -> str | None:
+        """The phase to run next (None: all done)."""
+        for p in PHASES:
+            if p == "teacher" and self.run.teacher == "exact_vp":
+                continue
+            if p not in self.jobs or not self.jobs[p].done:
+                return p
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.phase is None or self.status == "nan"
+
+    @property
+    def history(self) -> list:
+        """The loss curve of the latest training phase (for the live chart)."""
+        for p in reversed(PHASES):
+            j = self.jobs.get(p)
+            if isinstance(j, TrainState) and j.history:
+                return j.history
+        return []
+
+    def _start(self, p: str):
+        r, dev = self.run, self.device
+        pcfg = r.reflow
+        if p == "triples":  # the teacher's 20-50 step solves (§4.1 step 1)
+            return PairGeneration(self.teacher, self.x0, r.teacher_solver, r.teacher_steps,
+                                  chunk=pcfg.chunk, t1=self.t_end, cond={"label": self.cond})
+        if p == "2-RF":  # text-conditioned reflow (§4.2), initialised from the teacher if any
+            prev = self.jobs["teacher"].sampler_model if "teacher" in self.jobs else \
+                TimeMLP(r.model).to(dev)
+            cfg = dataclasses.replace(pcfg, optim=dataclasses.replace(pcfg.optim, seed=r.seed))
+            return reflow_state(prev, self.pairs("triples"), cfg, weights=self.weights)
+        if p == "2-RF endpoints":  # the 2-RF's own map, on the same (x0, c)
+            return PairGeneration(self.model("2-RF"), self.x0, pcfg.solver, pcfg.steps,
+                                  pcfg.tol, pcfg.chunk, cond={"label": self.cond})
+        # students (§4.3): same steps, batch and init rule; only their pairs differ
+        src = "2-RF endpoints" if p == "student from 2-RF" else "triples"
+        init = self.jobs["2-RF"] if p == "student from 2-RF" else self.jobs.get("teacher")
+        net = copy.deepcopy(init.sampler_model).requires_grad_(True).train() if init else \
+            TimeMLP(r.model).to(dev)
+        loss = loss_fn(r.student_loss, pcfg.c or huber_c(2))
+        opt = OptimConfig(steps=r.student_steps, lr=r.student_lr, warmup=30, seed=r.seed)
+        return init_state(net, distill_objective(self.pairs(src), pcfg.batch, loss,
+                                                 self.weights), opt)
+
+    def pairs(self, phase: str) -> Pairs:
+        return self.jobs[phase].result()
+
+    def advance(self) -> InstaFlowPipeline:
+        p = self.phase
+        if p is None or self.status == "nan":
+            return self
+        self.status = "running"
+        t = time.perf_counter()
+        if p not in self.jobs:
+            self.jobs[p] = self._start(p)
+        job = self.jobs[p]
+        if isinstance(job, TrainState):
+            train_steps(job, 100)
+            if job.status == "nan":
+                self.status, self.message = "nan", f"{p}: {job.message}"
+        else:
+            job.advance()
+        self.seconds_by_phase[p] = self.seconds_by_phase.get(p, 0.0) + time.perf_counter() - t
+        if self.phase is None:
+            self.status = "done"
+        return self
+
+    def run_all(self) -> InstaFlowPipeline:
+        while not self.done:
+            self.advance()
+        return self
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seconds_by_phase.values())
+
+    def progress(self) -> tuple[float, str]:
+        names = [p for p in PHASES if not (p == "teacher" and self.run.teacher == "exact_vp")]
+        p = self.phase
+        if p is None:
+            return 1.0, f"all {len(names)} phases done · {self.seconds:.1f} s"
+        i, j = names.index(p), self.jobs.get(p)
+        frac = 0.0 if j is None else (j.step / j.cfg.steps if isinstance(j, TrainState)
+                                      else j.progress)
+        return (i + frac) / len(names), (f"phase {i + 1}/{len(names)}: {p} "
+                                         f"({100 * frac:.0f} %) · {self.seconds:.1f} s so far")
+
+    # --- samplers of each stage (x0 (N, 2), label (N,)) -------------------------------------
+    def sample(self, who: str, x0: torch.Tensor, label: torch.Tensor, steps: int = 1):
+        """Samples of 'teacher' (its solver, ``steps`` steps), '2-RF' (Euler, ``steps``) or a
+        student (one call)."""
+        from ..solvers import solve
+        from .distill import one_step
+
+        if who == "teacher":
+            f = partial(self.teacher, label=label)
+            return solve(f, x0, self.run.teacher_solver, steps, t1=self.t_end).x
+        if who == "2-RF":
+            return solve(partial(self.model("2-RF"), label=label), x0, "euler", steps).x
+        with torch.no_grad():
+            return one_step(self.model(who), x0, label=label)
