@@ -33,6 +33,7 @@ from views.common import (
     training_active,
     uploaded_points,
 )
+from views.teach import notice, predict
 
 LIM, GRID, N_EVAL, N_PATHS, FLOOR = 4.5, 17, 2000, 30, 1e-4
 MS = NFES  # 1, 2, 4, ..., 128
@@ -119,6 +120,24 @@ if gaussian_source:
                    "model can do): at t = 0, v*(x, 0) = E[x1] − x, so one step sends every "
                    "sample to the data mean. ED: energy distance to the data (lower is better; "
                    "the estimate is unbiased, so values below zero are sampling noise).")
+        eds = {m: ed for m, (_, ed) in clouds.items()}
+        one, few, many = sorted(eds)
+        predict("sc-exact", f"The exact field v* is the best any flow-matching model can learn. "
+                f"Sample it with **{few} Euler steps**: will the samples match the data as "
+                f"well as with {many} steps?",
+                ["Yes: the field is exact, so a few steps suffice",
+                 "No: a few steps along the tangent miss the curved flow"],
+                "No: a few steps along the tangent miss the curved flow"
+                if eds[few] > 2 * eds[many] + 0.002
+                else "Yes: the field is exact, so a few steps suffice",
+                f"Energy distance to the data measured above: {eds[one]:.3f} after {one} step, "
+                f"{eds[few]:.3f} after {few}, {eds[many]:.4f} after {many}. An exact "
+                "tangent is still a tangent: on a curved flow a finite step leaves the path. A "
+                "shortcut model learns s(x, t, d), the average direction over [t, t + d] (the "
+                "chord), so a jump of any size can land on the flow.", "§5, §5.1")
+notice("Watch one network serve every budget: s(x, t, d) takes the step size as an input. Small "
+       "d reproduces the flow-matching velocity; large d pre-bends the direction to cut the "
+       "corner of the curved flow, taught only by the model's own two half steps.", "§5.1, §5.2")
 
 # --- 1. Train live -------------------------------------------------------------------------
 st.header("1 · Train the shortcut model live")
@@ -243,7 +262,8 @@ st.markdown("The same noise, sampled with $M$ steps of $d = 1/M$ ($M$ network ca
 c1, c2 = st.columns([3, 2])
 with c1:
     chart(fv.viz.family_fig(r["traj"], f"Paths for M = 1 … 128 from the same {N_PATHS} noise "
-                            "points", N_PATHS, LIM), "sc-family")
+                            "points", N_PATHS, LIM), "sc-family", traj=r["traj"][max(MS)],
+          arrays={f"traj_M{m}": r["traj"][m] for m in MS})
 with c2:
     ends = torch.stack([r["traj"][m][-1] for m in MS])  # (len(MS), N_PATHS, 2)
     spread = (ends - ends[-1]).norm(dim=-1).mean(1)
@@ -262,7 +282,7 @@ chart(fv.viz.clouds_grid_fig(ref[:1000].cpu(), {m: r["x"][m][:1000] for m in MS}
 
 # --- 3. The field at several d -------------------------------------------------------------
 st.header("3 · The field s(·, t, d) pre-bends for large d")
-t_f = st.slider("Time t", 0.0, 0.875, 0.0, 0.125, key="sc_t",
+t_f = st.slider("Time t", 0.0, 0.875, 0.0, 0.125, key="sc_t", bind="query-params",
                 help="The panels show d = 0 and the three largest powers of two with t + d ≤ 1.")
 ds = [0.0] + [d for d in (1 / 8, 1 / 4, 1 / 2, 1.0) if t_f + d <= 1 + 1e-9][-3:]
 st.markdown(f"Arrows: $s(x, t = {t_f:.3f}, d)$. Colour: $\\|s(x, t, d) - s(x, t, 0)\\|$, how far "
@@ -293,8 +313,10 @@ px = c1.slider("Point x", -3.0, 3.0, -1.0, 0.1, key="sc_px")
 py = c2.slider("Point y", -3.0, 3.0, 1.0, 0.1, key="sc_py")
 t_p = c3.slider("Time t", 0.0, 0.75, 0.0, 0.125, key="sc_tp")
 d_opts = [d for d in (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2) if t_p + 2 * d <= 1 + 1e-9]
-d_p = c4.select_slider("Half step d", d_opts, d_opts[-1], key="sc_dp",
+d_p = c4.select_slider("Half step d", d_opts, d_opts[-1], key="sc_dp", bind="query-params",
                        format_func=lambda v: f"1/{round(1 / v)}")
+f, f2 = (rf"\tfrac{{1}}{{{round(1 / v)}}}" if v < 1 else "1" for v in (d_p, 2 * d_p))
+c4.latex(rf"s(x,t,{f2})\overset{{!}}{{=}}\tfrac12\,s(x,t,{f})+\tfrac12\,s(x',t+{f},{f})")
 point = torch.tensor([[px, py]], device=dev)
 pic = consistency_picture(model, point, t_p, d_p)
 fine = fv.solve(v0, point, "rk4", 64, t0=t_p, t1=t_p + 2 * d_p, return_traj=True)
