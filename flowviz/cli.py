@@ -107,9 +107,8 @@ def cmd_presets(a) -> int:
             continue
         done = presets.load(p) if a.check else presets.train(p)
         for q in presets.quality(p, done):
-            ok = "ok" if q["ed"] <= q["bound"] else "ABOVE BOUND"
-            print(f"{name}/{q['phase']}: {q['steps']:3d}-step ED {q['ed']:.4f} "
-                  f"(bound {q['bound']:g}) {ok}")
+            print(f"{name}/{q['phase']}: {q['steps']:3d}-step ED {q['ed']:.4f} (claim "
+                  f"{q['claim']}): {'ok' if q['ok'] else 'NOT MET'}")
         if not a.check:
             print(f"saved {p.path} ({p.path.stat().st_size / 1024:.0f} KiB)")
     return 0

@@ -290,6 +290,6 @@ def phase_ids(run) -> dict:
         return {"run": run}
     ids = {"rf1": run.base}
     for k in range(2, run.rounds + 1):
-        ids[f"pairs{k}"] = (run.base, pair_settings(run.reflow))
-        ids[f"rf{k}"] = (run.base, run.reflow)
+        ids[f"pairs{k}"] = (run.base, pair_settings(run.reflow), k)
+        ids[f"rf{k}"] = (run.base, run.reflow, k)
     return ids

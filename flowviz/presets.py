@@ -35,7 +35,7 @@ class Preset:
     page: str  # the views/ page that opens on it
     about: str
     run: object  # the frozen run config
-    quality: tuple  # ((phase, sampling steps, max energy distance), ...): what the page claims
+    quality: tuple  # ((phase, sampling steps, "<=" or ">=", energy distance), ...): the claims
 
     @property
     def path(self) -> Path:
@@ -52,7 +52,9 @@ def spec(path: Path) -> Preset:
         run = checkpoint.KINDS[d["kind"]].from_dict(d["config"])
     except (KeyError, ConfigError) as e:
         raise ConfigError(f"preset {path.name}: {e}") from None
-    q = tuple((p, int(n), float(b)) for p, n, b in d.get("quality", []))
+    q = tuple((p, int(n), op, float(b)) for p, n, op, b in d.get("quality", []))
+    if bad := [c for c in q if c[2] not in ("<=", ">=") or c[0] not in phase_ids(run)]:
+        raise ConfigError(f"preset {path.name}: bad quality claim {bad[0]}")
     return Preset(path.stem, d["kind"], d["page"], d.get("about", ""), run, q)
 
 
@@ -118,10 +120,15 @@ def generate(preset: Preset, state, x0: torch.Tensor, steps: int) -> torch.Tenso
 
 def quality(preset: Preset, done: dict, seed: int = 12345) -> list[dict]:
     """Each claim of the preset, measured: energy distance of N_EVAL generated samples to
-    N_EVAL fresh samples of the training distribution (new noise and data draws)."""
+    N_EVAL fresh samples of the training distribution (new noise and data draws); ``ok`` says
+    whether the claim holds."""
     run = preset.run.base if isinstance(preset.run, ReflowRun) else preset.run
     sample_x0, sample_x1 = data_samplers(run)
     g = torch.Generator().manual_seed(seed)
     x0, ref = sample_x0(N_EVAL, g)[0], sample_x1(N_EVAL, g)[0]
-    return [{"phase": p, "steps": n, "ed": metrics.energy_distance(
-        generate(preset, done[p], x0, n), ref), "bound": b} for p, n, b in preset.quality]
+    out = []
+    for p, n, op, b in preset.quality:
+        ed = metrics.energy_distance(generate(preset, done[p], x0, n), ref)
+        out.append({"phase": p, "steps": n, "ed": ed, "claim": f"{op} {b:g}",
+                    "ok": ed <= b if op == "<=" else ed >= b})
+    return out

@@ -7,6 +7,7 @@ flowviz, render.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,8 +15,10 @@ import streamlit as st
 import torch
 
 import flowviz as fv
+from flowviz import checkpoint, presets
 from flowviz.data import LABELS, SAMPLERS, PointsError, load_points
 from flowviz.experiment import UPLOAD
+from flowviz.serve import MAX_RUNS, MAX_TRAININGS, TORCH_THREADS, TrainingSlots, evict_oldest
 from views import present, url
 from views.present import enlarge, presenting
 from views.share import downloads
@@ -168,7 +171,8 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
                   loss_keys=("loss",),
                   monitor: Callable[[fv.TrainState], None] | None = None,
                   advance: Callable | None = None, progress: Callable | None = None,
-                  start: str = "Train live") -> fv.TrainState | None:
+                  start: str = "Train live", preset=None,
+                  after=None) -> fv.TrainState | None:
     """Train / Pause / Reset controls and a fragment that trains ``chunk`` steps per tick.
 
     States live in ``st.session_state["runs"][key]``: keying by the run's config means coming
@@ -178,25 +182,44 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     ``monitor(state)``: draws more live charts (e.g. stability monitors) under the loss chart.
     Phases that are not training (e.g. reflow's pair generation) pass ``advance(state, chunk)``
     (default fv.train_steps), ``progress(state) -> (fraction, text)`` and the ``start`` label.
+    ``preset``: the run's config (for ReFlow's later phases, its experiment.phase_ids entry):
+    when a preset in assets/presets has exactly this config, the page opens on its finished
+    state, trained offline, with a "Retrain live" button; ``after``: the previous phase's
+    state, which must come from the same preset.
     Returns the state for ``key`` (None before the first click).
     """
     runs = st.session_state.setdefault("runs", {})
-    flag = f"running:{key}"
+    flag, who = f"running:{key}", f"{session_id()}:{key}"
+    if key not in runs and preset is not None and not st.session_state.get(f"live:{key}"):
+        _load_preset(key, preset, after, meta)
     c1, c2, c3 = st.columns([1, 1, 1])
     state = runs.get(key)
-    label = "Resume" if state is not None and not state.done else start
+    from_preset = state is not None and "preset" in state.meta
+    label = "Retrain live" if from_preset else \
+        "Resume" if state is not None and not state.done else start
     if c1.button(label, key=f"train:{key}", type="primary",
-                 disabled=state is not None and state.done):
-        if state is None:
+                 disabled=state is not None and state.done and not from_preset):
+        if state is None or from_preset:
+            runs.pop(key, None)
             runs[key] = state = build()
             state.meta.update(meta or {})
+            st.session_state[f"live:{key}"] = True
+            _bound_runs(runs, key)
         st.session_state[flag] = True
     if c2.button("Pause", key=f"pause:{key}", disabled=not st.session_state.get(flag)):
         st.session_state[flag] = False
+        SLOTS.release(who)
     if c3.button("Reset", key=f"reset:{key}", disabled=state is None):
         runs.pop(key, None)
         st.session_state[flag] = False
+        st.session_state[f"live:{key}"] = True  # no preset either: start from scratch
+        SLOTS.release(who)
         state = None
+    if state is not None and "preset" in state.meta:
+        p = presets.specs()[state.meta["preset"]]
+        st.caption(f"**Preset**: trained offline by `{p.command}` from the recorded config "
+                   f"`assets/presets/{p.name}.json`, not on this page. **Retrain live** trains "
+                   "the same settings here.")
 
     running = bool(st.session_state.get(flag)) and state is not None and not state.done
 
@@ -207,7 +230,14 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
             st.caption(f"Not started yet: press **{start}**.")
             return
         if st.session_state.get(flag) and not s.done:
-            (advance or fv.train_steps)(s, chunk)
+            if (place := SLOTS.request(who)) == 0:
+                (advance or fv.train_steps)(s, chunk)
+                SLOTS.request(who)  # still here: keep the slot while the next tick comes
+            else:
+                running, waiting = SLOTS.counts()
+                st.info(f"**Waiting for a training slot: number {place} in the queue.** This "
+                        f"server trains {SLOTS.limit} runs at once ({running} running, "
+                        f"{waiting} waiting); yours starts by itself.")
         frac, text = progress(s) if progress else (
             min(1.0, s.step / s.cfg.steps),
             f"step {s.step} / {s.cfg.steps} · {s.seconds:.1f} s of training")
@@ -220,7 +250,58 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
                 monitor(s)
         if s.done and st.session_state.get(flag):
             st.session_state[flag] = False
+            SLOTS.release(who)
             st.rerun()  # whole page: draw the results of the finished run
 
     tick()
     return runs.get(key)
+
+
+# --- one server for a classroom (flowviz.serve): presets, the training queue, bounded memory ---
+SLOTS = TrainingSlots(MAX_TRAININGS)  # server-wide: every session's trainings queue here
+torch.set_num_threads(TORCH_THREADS)  # per calling thread: trainings x threads <= cores
+
+
+def session_id() -> str:
+    """An id for this browser session (its trainings' names in the server-wide queue)."""
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
+
+
+def _load_preset(key: str, ident, after, meta: dict | None) -> None:
+    """Put the finished preset state whose config is ``ident`` into runs[key], if one exists."""
+    try:
+        hit = presets.find(ident)
+    except (ValueError, OSError) as e:  # a broken preset file must not break the page
+        st.warning(f"The presets could not be read ({e}); train live instead.")
+        return
+    if hit is None or (after is not None and after.meta.get("preset") != hit[0].name):
+        return
+    p, phase = hit
+    loaded = st.session_state.setdefault("preset_states", {})
+    if p.name not in loaded:
+        try:
+            loaded[p.name] = presets.load(p, device(settings()))
+        except checkpoint.CheckpointError as e:
+            st.warning(f"Preset {p.name} could not be loaded: {e} Train live instead.")
+            return
+    if phase in loaded[p.name]:
+        state = loaded[p.name][phase]
+        state.meta.update(meta or {})
+        st.session_state["runs"][key] = state
+        _bound_runs(st.session_state["runs"], key)
+
+
+def _bound_runs(runs: dict, key: str) -> None:
+    """At most MAX_RUNS runs per session: drop the oldest (never ``key`` or a running one) and
+    their cached evaluations, and say so."""
+    keep = {key} | {k for k in runs if st.session_state.get(f"running:{k}")}
+    labels = {k: getattr(s, "meta", {}).get("label", k.split(":")[0]) for k, s in runs.items()}
+    dropped = evict_oldest(runs, MAX_RUNS, keep)
+    if not dropped:
+        return
+    for name, v in list(st.session_state.items()):
+        if str(name).endswith("_results") and isinstance(v, dict):
+            for rk in [rk for rk in v if isinstance(rk, tuple) and rk and rk[0] in dropped]:
+                del v[rk]
+    st.toast(f"This session keeps at most {MAX_RUNS} trained runs: removed the oldest "
+             f"({'; '.join(labels[k] for k in dropped)}).")

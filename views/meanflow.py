@@ -250,7 +250,7 @@ key = f"mf:{hash((run, cfg.upload, cfg.device))}"
 dev = device(cfg)
 state = live_training(key, lambda: build_meanflow(run, dev, uploaded_points()), chunk=50,
                       meta={"label": f"MeanFlow, w{hidden}", "data": data_key, "page": "meanflow"},
-                      loss_keys=("mse_fm", "mse_mean"), monitor=monitor)
+                      loss_keys=("mse_fm", "mse_mean"), monitor=monitor, preset=run)
 st.caption("Loss parts: mse_fm = ‖u_θ − v‖² on rows with r = t (flow matching), mse_mean = "
            "‖u_θ − u_tgt‖² on rows with r > t (the identity), both before the adaptive weight.")
 with st.expander("This run's config (JSON)"):

@@ -183,7 +183,7 @@ def rf1_meta(coupling: str) -> dict:
 k1 = rf1_key(coupling)
 slot = st.empty()
 st1 = live_training(k1, lambda: fv.build_fm(fm_run(coupling), dev, uploaded_points()),
-                    meta=rf1_meta(coupling), start="Train 1-RF")
+                    meta=rf1_meta(coupling), start="Train 1-RF", preset=fm_run(coupling))
 status_line("Phase 1 · 1-RF", st1, slot=slot)
 
 
@@ -216,7 +216,8 @@ def pair_phase_ui(k: int, prev_key: str, prev_state) -> tuple[str, object]:
     state = live_training(
         pk, lambda: pair_phase(prev_state.sampler_model, x0p, pcfg, x1_all.to(dev)),
         chunk=1, meta={"data": data_key, "from": prev_key}, advance=lambda s, n: s.advance(n),
-        progress=pair_progress, start=f"Generate pairs from the {ROUND_NAMES[k]}")
+        progress=pair_progress, start=f"Generate pairs from the {ROUND_NAMES[k]}",
+        preset=(fm_run(coupling), pcfg, k + 1), after=prev_state)
     status_line(f"Pairs from the {ROUND_NAMES[k]}", state, waiting, slot)
     return pk, state
 
@@ -234,7 +235,8 @@ def train_phase_ui(k: int, pk: str, pstate, prev_state) -> tuple[str, object]:
         pairs, real = pstate.result()
         return reflow_state(prev_state.sampler_model, pairs, rcfg, real, round_k=k)
 
-    state = live_training(key, build, meta=round_meta(k, pk), start=f"Train {ROUND_NAMES[k]}")
+    state = live_training(key, build, meta=round_meta(k, pk), start=f"Train {ROUND_NAMES[k]}",
+                          preset=(fm_run(coupling), rcfg, k), after=pstate)
     status_line(f"Train the {ROUND_NAMES[k]}", state, waiting, slot)
     return key, state
 
@@ -540,7 +542,7 @@ else:
     k_ot = rf1_key("ot")
     slot = st.empty()
     st_ot = live_training(k_ot, lambda: fv.build_fm(fm_run("ot"), dev, uploaded_points()),
-                          meta=rf1_meta("ot"), start="Train the OT 1-RF")
+                          meta=rf1_meta("ot"), start="Train the OT 1-RF", preset=fm_run("ot"))
     status_line("1-RF with minibatch-OT pairs (same settings as phase 1)", st_ot, slot=slot)
 with st.expander("This pipeline's configs"):
     st.code(fm_run(coupling).to_json(), language="json")

@@ -187,7 +187,7 @@ dev = device(cfg)
 data_key = (cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload)
 label = {"independent": "1-RF, independent", "ot": "1-RF, minibatch OT"}[coupling]
 state = live_training(key, lambda: fv.build_fm(run, dev, uploaded_points()),
-                      meta={"label": f"{label}, w{hidden}", "data": data_key})
+                      meta={"label": f"{label}, w{hidden}", "data": data_key}, preset=run)
 if not presenting():
     with st.expander("This run's config (JSON)"):
         st.code(run.to_json(), language="json")
