@@ -38,6 +38,7 @@ from views.common import (
     training_active,
     uploaded_points,
 )
+from views.teach import notice, predict
 
 LIM, GRID, N_EVAL = 3.5, 40, 2000  # (t, r) grid of 1/40; samples per quality estimate
 PRESET = FAST_MEANFLOW
@@ -63,9 +64,10 @@ def exact_jumps(cfg, n: int = 200) -> dict:
     x0 = source_points("gaussian", n, cfg.seed + 1)
     ref = field.sample_target(N_EVAL // 2, torch.Generator().manual_seed(99))
     euler = x0 + field(x0, torch.zeros(n))
-    jump = mf.trajectory(field, x0, steps=12 * substeps(cfg)).x
+    flow = mf.trajectory(field, x0, steps=12 * substeps(cfg))  # (T, n, 2): the GIF download
+    jump = flow.x
     again = field.sample_target(n, torch.Generator().manual_seed(7))  # the estimate's noise
-    return {"x0": x0, "euler": euler, "jump": jump,
+    return {"x0": x0, "euler": euler, "jump": jump, "traj": flow.traj, "ts": flow.ts,
             "ed_euler": fv.metrics.energy_distance(euler, ref),
             "ed_jump": fv.metrics.energy_distance(jump, ref),
             "ed_noise": fv.metrics.energy_distance(again, ref)}
@@ -135,9 +137,9 @@ st.markdown(
 st.latex(r"u(x_t,t,r)=\frac{1}{r-t}\int_t^r v(x_\tau,\tau)\,d\tau,\qquad "
          r"x_r=x_t+(r-t)\,u(x_t,t,r),\qquad u(x_t,t,t)=v(x_t,t).")
 c1, c2, c3 = st.columns([1, 1, 2])
-px = c1.slider("Start x0: x", -3.0, 3.0, -1.5, 0.1, key="mf_px")
-py = c2.slider("Start x0: y", -3.0, 3.0, -2.0, 0.1, key="mf_py")
-t, r = c3.slider("Interval [t, r]", 0.0, 1.0, (0.0, 1.0), 0.05, key="mf_tr",
+px = c1.slider("Start x0: x", -3.0, 3.0, -1.5, 0.1, key="mf_px", bind="query-params")
+py = c2.slider("Start x0: y", -3.0, 3.0, -2.0, 0.1, key="mf_py", bind="query-params")
+t, r = c3.slider("Interval [t, r]", 0.0, 1.0, (0.0, 1.0), 0.05, key="mf_tr", bind="query-params",
                  help="x_t and x_r are the points of the trajectory at these times.")
 i, j = round(t * GRID), round(r * GRID)
 
@@ -191,12 +193,28 @@ else:
         chart(mviz.jumps_fig(jj["x0"], {"one step of v*: x0 + v*(x0, 0)": jj["euler"],
                                         "one jump of u*: x0 + u*(x0, 0, 1)": jj["jump"]},
                              x1_all[:600], "One step from noise, exact fields", lim=LIM),
-              "mf-jumps")
+              "mf-jumps", traj=jj["traj"], ts=jj["ts"])
         st.caption(f"Energy distance to the data: one step of v* = {jj['ed_euler']:.3f} "
                    f"(v*(x, 0) = E[x1] − x, so every point lands on the data mean); one jump "
                    f"of u* = {jj['ed_jump']:.4f}, as close as {len(jj['x0'])} fresh data "
                    f"points are ({jj['ed_noise']:.4f}). u*(x0, 0, 1) is the exact flow's "
                    "displacement, measured by RK4.")
+    notice("The tangent v points where the path is heading *now*; the chord u points where it "
+           "will *be*. Move t and r: u equals v on the diagonal and drifts away from it as the "
+           "interval grows along a bending path, and only u makes one big step land.", "§6, §6.1")
+    ed_e, ed_j, ed_n = jj["ed_euler"], jj["ed_jump"], jj["ed_noise"]
+    predict("mf-jump", "From the same noise, one network call each: which single step lands on "
+            "the data, one step of the instantaneous velocity x0 + v*(x0, 0), or one jump of the "
+            "mean velocity x0 + u*(x0, 0, 1)?",
+            ["One step of v*", "One jump of u*", "Both equally well"],
+            "Both equally well" if abs(ed_e - ed_j) < 2 * abs(ed_n) + 1e-3
+            else "One jump of u*" if ed_j < ed_e else "One step of v*",
+            f"Energy distance to the data, measured above: one step of v* {ed_e:.3f}, one jump "
+            f"of u* {ed_j:.4f} (two independent data samples differ by {ed_n:.4f}). At t = 0 "
+            "the tangent is v*(x, 0) = E[x1] − x, so every point lands on the data mean, while "
+            "u*(x0, 0, 1) = x1 − x0 along the flow is the whole displacement: x0 + u* is the "
+            "flow's end by definition. MeanFlow learns u so the sampler can take that jump.",
+            "§6")
 
 # --- 2. Train live -----------------------------------------------------------------------------
 st.header("2 · Train u_θ(x, t, r) live")
