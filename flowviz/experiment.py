@@ -285,11 +285,12 @@ def phases(run, device="cpu", uploaded: torch.Tensor | None = None) -> dict:
 
 
 def phase_ids(run) -> dict:
-    """What a page knows when it reaches each phase (the key it looks a preset up by)."""
+    """What a page knows when it reaches each phase (the key it looks a preset up by): the
+    run, or for ReFlow the 1-RF's run, then (phase name, 1-RF run, pair or round settings)."""
     if not isinstance(run, ReflowRun):
         return {"run": run}
     ids = {"rf1": run.base}
     for k in range(2, run.rounds + 1):
-        ids[f"pairs{k}"] = (run.base, pair_settings(run.reflow), k)
-        ids[f"rf{k}"] = (run.base, run.reflow, k)
+        ids[f"pairs{k}"] = (f"pairs{k}", run.base, pair_settings(run.reflow))
+        ids[f"rf{k}"] = (f"rf{k}", run.base, run.reflow)
     return ids

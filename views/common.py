@@ -195,7 +195,8 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     c1, c2, c3 = st.columns([1, 1, 1])
     state = runs.get(key)
     from_preset = state is not None and "preset" in state.meta
-    label = "Retrain live" if from_preset else \
+    redo = "Retrain live" if isinstance(state, fv.TrainState) else f"{start} live"
+    label = redo if from_preset else \
         "Resume" if state is not None and not state.done else start
     if c1.button(label, key=f"train:{key}", type="primary",
                  disabled=state is not None and state.done and not from_preset):
@@ -218,8 +219,8 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     if state is not None and "preset" in state.meta:
         p = presets.specs()[state.meta["preset"]]
         st.caption(f"**Preset**: trained offline by `{p.command}` from the recorded config "
-                   f"`assets/presets/{p.name}.json`, not on this page. **Retrain live** trains "
-                   "the same settings here.")
+                   f"`assets/presets/{p.name}.json`, not on this page. **{redo}** runs the "
+                   "same settings here.")
 
     running = bool(st.session_state.get(flag)) and state is not None and not state.done
 

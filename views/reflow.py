@@ -217,7 +217,7 @@ def pair_phase_ui(k: int, prev_key: str, prev_state) -> tuple[str, object]:
         pk, lambda: pair_phase(prev_state.sampler_model, x0p, pcfg, x1_all.to(dev)),
         chunk=1, meta={"data": data_key, "from": prev_key}, advance=lambda s, n: s.advance(n),
         progress=pair_progress, start=f"Generate pairs from the {ROUND_NAMES[k]}",
-        preset=(fm_run(coupling), pcfg, k + 1), after=prev_state)
+        preset=(f"pairs{k + 1}", fm_run(coupling), pcfg), after=prev_state)
     status_line(f"Pairs from the {ROUND_NAMES[k]}", state, waiting, slot)
     return pk, state
 
@@ -236,7 +236,7 @@ def train_phase_ui(k: int, pk: str, pstate, prev_state) -> tuple[str, object]:
         return reflow_state(prev_state.sampler_model, pairs, rcfg, real, round_k=k)
 
     state = live_training(key, build, meta=round_meta(k, pk), start=f"Train {ROUND_NAMES[k]}",
-                          preset=(fm_run(coupling), rcfg, k), after=pstate)
+                          preset=(f"rf{k}", fm_run(coupling), rcfg), after=pstate)
     status_line(f"Train the {ROUND_NAMES[k]}", state, waiting, slot)
     return key, state
 
