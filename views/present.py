@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-FONT_SCALE, HEIGHT_SCALE = 1.45, 1.25
+FONT_SCALE, TITLE_SCALE, HEIGHT_SCALE = 1.35, 1.2, 1.25
 
 CSS = """<style>
 html { font-size: 20px; }
@@ -38,6 +38,7 @@ def presenting() -> bool:
 
 def enlarge(fig) -> None:
     """Bigger fonts and a taller figure, in place (plotly text does not follow page CSS)."""
-    size = (fig.layout.font.size or 14) * FONT_SCALE
-    fig.update_layout(font_size=size, height=int((fig.layout.height or 450) * HEIGHT_SCALE),
-                      title_font_size=size * 1.2)
+    title = fig.layout.title.font.size or 17
+    fig.update_layout(font_size=(fig.layout.font.size or 14) * FONT_SCALE,
+                      height=int((fig.layout.height or 450) * HEIGHT_SCALE),
+                      title_font_size=title * TITLE_SCALE)  # long titles must still fit
