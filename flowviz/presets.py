@@ -5,11 +5,13 @@ serves and the quality it claims — and the checkpoint ``<name>.pt`` next to it
 ``python -m flowviz presets <name>`` from that JSON. Adding one is adding one JSON file and
 running that command. A page looks its run up with ``find`` (exact config equality, phase by
 phase) and loads it with ``load``; a run with any other setting is trained live.
+FLOWVIZ_PRESETS=0 in the server's environment turns presets off.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +27,13 @@ from .methods.reflow import PairPhase
 from .train import train_steps
 
 DIR = Path(__file__).resolve().parents[1] / "assets" / "presets"
+
+
+def enabled() -> bool:
+    """Pages open on presets unless the server runs with FLOWVIZ_PRESETS=0 (every page then
+    starts untrained, as before presets existed)."""
+    return os.environ.get("FLOWVIZ_PRESETS", "1") != "0"
+
 N_EVAL = 2000  # samples per side of the energy distance that a preset's quality is checked by
 
 

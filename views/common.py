@@ -190,7 +190,8 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     """
     runs = st.session_state.setdefault("runs", {})
     flag, who = f"running:{key}", f"{session_id()}:{key}"
-    if key not in runs and preset is not None and not st.session_state.get(f"live:{key}"):
+    if key not in runs and preset is not None and presets.enabled() \
+            and not st.session_state.get(f"live:{key}"):
         _load_preset(key, preset, after, meta)
     c1, c2, c3 = st.columns([1, 1, 1])
     state = runs.get(key)

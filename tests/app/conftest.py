@@ -35,3 +35,11 @@ def charts(at: AppTest) -> list[str]:
 @pytest.fixture
 def page():
     return open_page
+
+
+@pytest.fixture(autouse=True)
+def no_presets(request, monkeypatch):
+    """Pages start untrained (FLOWVIZ_PRESETS=0) except in test_presets_pages.py: the live
+    training tests press Train live at the default settings."""
+    if not request.module.__name__.endswith("test_presets_pages"):
+        monkeypatch.setenv("FLOWVIZ_PRESETS", "0")

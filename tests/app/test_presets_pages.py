@@ -1,0 +1,47 @@
+"""Every 2-D page opens on its preset: trained results at the sidebar's defaults, no training,
+a caption naming the CLI command, and "Retrain live" one click away (issue 8)."""
+
+import pytest
+
+from flowviz import presets
+from tests.app.conftest import open_page
+
+PAGES = {"straight_pairs": ["fm:"], "shortcut": ["sc:"], "meanflow": ["mf:"],
+         "reflow": ["rf1:", "rfp:", "rf2:"]}
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_opens_on_its_preset_without_training(page):
+    at = open_page(page)
+    runs = at.session_state["runs"]
+    for prefix in PAGES[page]:
+        key = next(k for k in runs if k.startswith(prefix))
+        state = runs[key]
+        assert state.done and state.meta["preset"] in presets.specs()
+        assert presets.specs()[state.meta["preset"]].page == page
+        flag = f"running:{key}"
+        assert flag not in at.session_state or not at.session_state[flag]  # nothing trains
+    notes = [c.value for c in at.caption if c.value.startswith("**Preset**")]
+    assert notes and all("python -m flowviz presets" in n for n in notes)
+    assert any(b.label == "Retrain live" and not b.disabled for b in at.button)
+    assert len(at.get("plotly_chart")) >= 5  # the trained results are drawn
+
+
+def test_retrain_live_replaces_the_preset_with_a_live_run():
+    at = open_page("straight_pairs")
+    key = next(k for k in at.session_state["runs"] if k.startswith("fm:"))
+    preset_state = at.session_state["runs"][key]
+    next(b for b in at.button if b.label == "Retrain live").click().run()
+    live = at.session_state["runs"][key]
+    assert live is not preset_state and "preset" not in live.meta
+    assert 0 < live.step < live.cfg.steps  # one chunk trained so far, from scratch
+    assert at.session_state[f"running:{key}"]
+    assert not any(c.value.startswith("**Preset**") for c in at.caption)
+    assert not at.exception
+
+
+def test_other_settings_train_live():
+    at = open_page("shortcut")
+    at.select_slider(key="sc_steps").set_value(500).run()
+    assert any(b.label == "Train live" for b in at.button)
+    assert not any(c.value.startswith("**Preset**") for c in at.caption)
