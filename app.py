@@ -21,6 +21,8 @@ PAGES = [
             icon=":material/blur_on:", url_path="diffusion_vs_fm"),
     st.Page("views/reflow.py", title="ReFlow: straightening", icon=":material/straighten:",
             url_path="reflow"),
+    st.Page("views/instaflow.py", title="InstaFlow: reflow + distill", icon=":material/bolt:",
+            url_path="instaflow"),
     st.Page("views/shortcut.py", title="Shortcut models", icon=":material/fast_forward:",
             url_path="shortcut"),
     st.Page("views/meanflow.py", title="MeanFlow", icon=":material/functions:",

@@ -344,3 +344,71 @@ class InstaFlowPipeline:
             return solve(partial(self.model("2-RF"), label=label), x0, "euler", steps).x
         with torch.no_grad():
             return one_step(self.model(who), x0, label=label)
+
+
+# --- what the page and the benchmark measure ----------------------------------------------------
+
+def per_condition_quality(pipe: InstaFlowPipeline, who: str, steps: int = 1, n: int = 1000,
+                          seed: int = 0, ref: str = "data") -> list[float]:
+    """Energy distance of ``who``'s samples for each condition c (n from the same noise) to
+    fresh data of c (``ref`` = "data") or to the teacher's own samples for c ("teacher": how
+    well the stage reproduces what it learned from)."""
+    from ..metrics import energy_distance
+
+    out = []
+    for c in range(pipe.run.n_classes):
+        g = torch.Generator().manual_seed(seed + 1000 + c)
+        x0, lab = torch.randn(n, 2, generator=g).to(pipe.device), torch.full((n,), c)
+        lab = lab.to(pipe.device)
+        x = pipe.sample(who, x0, lab, steps)
+        if ref == "data":
+            y = class_samples(pipe.run.target, c, n, seed + 2000 + c).to(x.device)
+        else:
+            z = torch.randn(n, 2, generator=g).to(pipe.device)
+            y = pipe.sample("teacher", z, lab, pipe.run.teacher_steps)
+        out.append(energy_distance(x.float().cpu(), y.float().cpu()))
+    return out
+
+
+def latency(pipe: InstaFlowPipeline, who: str, steps: int = 1, n: int = 10_000,
+            reps: int = 3) -> float:
+    """Best-of-``reps`` wall time (s) for n samples of ``who`` (mixed conditions)."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(n, 2, generator=g).to(pipe.device)
+    lab = torch.randint(0, pipe.run.n_classes, (n,), generator=g).to(pipe.device)
+    best = float("inf")
+    for _ in range(reps):
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        pipe.sample(who, x0, lab, steps)
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def coupling_report(pipe: InstaFlowPipeline, n: int = 300) -> dict:
+    """How curved and how costly each coupling the students distil is: the teacher's triples
+    and the 2-RF's endpoints, on the same (x0, c). Straightness (0: straight paths) of the ODE
+    paths that made them, transport cost E||x1 - x0||^2, crossings, the NFE each pair cost,
+    and the final loss of the student distilled from it."""
+    from ..analysis import coupling_metrics
+    from ..metrics import straightness
+    from ..solvers import solve
+
+    x0, lab = pipe.x0[:n], pipe.cond[:n]
+    run, out = pipe.run, {}
+    paths = {"triples": (partial(pipe.teacher, label=lab), run.teacher_solver,
+                         run.teacher_steps, pipe.t_end),
+             "2-RF endpoints": (partial(pipe.model("2-RF"), label=lab), "rk4", 25, 1.0)}
+    students = {"triples": "student from teacher", "2-RF endpoints": "student from 2-RF"}
+    for src, (f, method, steps, t1) in paths.items():
+        s = solve(f, x0, method, steps, t1=t1, return_traj=True)
+        pairs = pipe.pairs(src)
+        hist = pipe.jobs[students[src]].history
+        out[src] = {"straightness": straightness(s.traj, s.ts),
+                    **coupling_metrics(pairs.x0[:n].cpu(), pairs.x1[:n].cpu(), n),
+                    "student_loss": hist[-1]["loss"] if hist else float("nan"),
+                    "nfe_per_pair": sum(pipe.jobs[src].chunk_nfe) / len(pipe.jobs[src].chunk_nfe)}
+    return out
