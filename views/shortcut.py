@@ -210,7 +210,7 @@ label = "custom" if rule == "custom" else rule.replace("_", " ")
 state = live_training(key, lambda: fv.build_shortcut(run, dev, uploaded_points()),
                       meta={"label": f"shortcut, {label}, {target_net}, {steps} steps",
                             "data": data_key, "kind": "shortcut"},
-                      loss_keys=("loss", "L_FM", "L_SC"))
+                      loss_keys=("loss", "L_FM", "L_SC"), preset=run)
 st.caption("Loss parts: **L_FM**, flow matching of s(·, ·, 0) on (1 − share) of each batch; "
            "**L_SC**, self-consistency ‖s(x_t, t, 2d) − s_tgt‖² on the rest; the total is "
            "their batch-weighted mean.")
