@@ -9,6 +9,8 @@ format serves every run kind of flowviz.experiment: a run is a sequence of phase
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from .train import TrainState
 FORMAT = "flowviz-checkpoint/2"
 KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow": ReflowRun}
 MAX_BYTES = 50 * 2**20  # an upload larger than this is refused before it is read
+MAX_JSON_BYTES = 64 * 2**10
 
 
 class CheckpointError(ValueError):
@@ -28,7 +31,7 @@ class CheckpointError(ValueError):
 
 
 def kind_of(run) -> str:
-    return next(k for k, cls in KINDS.items() if type(run) is cls)
+    return kind_of_cls(type(run))
 
 
 def _train_dict(s: TrainState, resumable: bool) -> dict:
@@ -64,8 +67,9 @@ def save(path: str | Path, state, run, resumable: bool = True) -> Path:
     return path
 
 
-def read(path_or_file, max_bytes: int = MAX_BYTES) -> dict:
+def read(path_or_file, max_bytes: int | None = None) -> dict:
     """Load and validate the raw checkpoint dict (weights_only: no code is unpickled)."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     size = _size(path_or_file)
     if size is not None and size > max_bytes:
         raise CheckpointError(f"The file is {size / 2**20:.1f} MiB; the limit is "
@@ -155,3 +159,33 @@ def load(path_or_file, device="cpu", kind: str | None = None,
 def load_fm(path_or_file, device="cpu") -> tuple[FMRun, TrainState]:
     """Rebuild a resumable 1-RF training state from a checkpoint written by ``save``."""
     return load(path_or_file, device, "fm")
+
+
+def load_upload(name: str, raw: bytes, cls, device="cpu", uploaded: torch.Tensor | None = None):
+    """A user's file for a run of type ``cls``: a .json config (a run's config, or a preset
+    file with "kind" and "config") -> (run, None), or a .pt checkpoint -> (run, its last
+    state). Everything wrong raises CheckpointError with a message for the user."""
+    kind = kind_of_cls(cls)
+    if name.lower().endswith(".json"):
+        if len(raw) > MAX_JSON_BYTES:
+            raise CheckpointError(f"The config is {len(raw) / 1024:.0f} KiB; the limit is "
+                                  f"{MAX_JSON_BYTES // 1024} KiB.")
+        try:
+            d = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"Not a JSON file: {e}") from None
+        if isinstance(d, dict) and "config" in d and "kind" in d:
+            if d["kind"] != kind:
+                raise CheckpointError(f"This config is for a {d['kind']!r} model, not {kind!r}.")
+            d = d["config"]
+        try:
+            return cls.from_dict(d), None
+        except ConfigError as e:
+            raise CheckpointError(f"Invalid config: {e}") from None
+    if name.lower().endswith(".pt"):
+        return load(io.BytesIO(raw), device, kind, uploaded)
+    raise CheckpointError("Upload a .pt checkpoint or a .json config.")
+
+
+def kind_of_cls(cls) -> str:
+    return next(k for k, c in KINDS.items() if c is cls)

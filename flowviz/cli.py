@@ -5,6 +5,7 @@
     python -m flowviz eval runs/fm_moons.pt --solver euler
     python -m flowviz exact --target moons --solver rk4
     python -m flowviz presets                 # retrain the classroom presets (assets/presets)
+    python -m flowviz figure straight_pairs --target moons --out figs   # a page's figures
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 import torch
 
-from . import analysis, checkpoint, data
+from . import analysis, checkpoint, data, reproduce
 from .config import ConfigError
 from .device import pick_device
 from .exact import ExactField
@@ -149,12 +150,13 @@ def main(argv=None) -> int:
     r.add_argument("names", nargs="*", help="presets to retrain (default: all)")
     r.add_argument("--check", action="store_true", help="only load them and measure quality")
     r.add_argument("--threads", type=int, default=2)
+    reproduce.add_parser(sub)
     a = p.parse_args(argv)
     if a.cmd == "train" and a.steps is None:
         a.steps = 0 if a.resume else OptimConfig.steps
     try:
         return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact,
-                "presets": cmd_presets}[a.cmd](a)
+                "presets": cmd_presets, "figure": reproduce.cmd_figure}[a.cmd](a)
     except (checkpoint.CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -71,3 +71,21 @@ def from_dict(cls, d, where: str = ""):
         except ValueError as e:
             raise ConfigError(f"{where.rstrip('.') or cls.__name__}: {e}") from None
     return obj
+
+
+def flat(cfg, prefix: str = "") -> dict:
+    """A config as {"optim.steps": 3000, ...}, nested configs flattened with dots."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out |= flat(v, f"{prefix}{f.name}.")
+        else:
+            out[prefix + f.name] = v
+    return out
+
+
+def diff(a, b) -> dict:
+    """{field: (a's value, b's value)} for every flattened field where two configs differ."""
+    fa, fb = flat(a), flat(b)
+    return {k: (fa.get(k), fb.get(k)) for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k)}

@@ -10,7 +10,8 @@ import streamlit as st
 import torch
 
 import flowviz as fv
-from flowviz.analysis import coupling_metrics, field_on, grid, path_metrics, quality_vs_nfe
+from flowviz.analysis import field_on, grid, path_metrics, quality_vs_nfe
+from flowviz.reproduce import field_section, pairs_section
 from views.common import (
     chart,
     data_points,
@@ -51,15 +52,11 @@ st.markdown(
     "directions. Re-pairing the same points by optimal transport on the batch (right) removes "
     "most crossings.")
 n = min(N_PAIRS, len(x0_all), len(x1_all))
-shuffle = torch.randperm(len(x1_all), generator=torch.Generator().manual_seed(cfg.seed))
-x0, x1 = x0_all[:n], x1_all[shuffle[:n]]
-ot0, ot1 = fv.data.minibatch_ot(x0, x1)
-c1, c2 = st.columns(2)
-cm = {}  # coupling metrics by name, for the question below
-for col, (a, b), name in ((c1, (x0, x1), "Independent"), (c2, (ot0, ot1), "Minibatch-OT")):
-    m = cm[name] = coupling_metrics(a, b)
+sec1 = pairs_section(x0_all, x1_all, cfg.seed, N_PAIRS, LIM)  # also `python -m flowviz figure`
+cm = {name: m for name, (_, m) in sec1.items()}  # coupling metrics, for the question below
+for col, (name, (p, m)) in zip(st.columns(2), sec1.items(), strict=True):
     with col:
-        chart(fv.viz.pair_lines_fig(a, b, f"{name} pairs", n, LIM), f"pairs-{name.lower()}")
+        chart(p.fig, f"pairs-{name.lower()}", arrays=p.arrays)
         k1, k2 = st.columns(2)
         k1.metric("Crossing pairs of lines", f"{100 * m['crossing_fraction']:.1f} %")
         k2.metric("Transport cost E‖x1 − x0‖²", f"{m['transport_cost']:.2f}")
@@ -92,27 +89,15 @@ if not gaussian_source:
             "source.")
 else:
     field = exact_field(cfg)
-    pts, xs, ys = grid(LIM * 0.9, GRID)
-    v = field_on(field, pts, t)
-    hx = torch.linspace(-LIM, LIM, 61)
-    hpts = torch.stack(torch.meshgrid(hx, hx, indexing="xy"), -1).reshape(-1, 2)
-    var = field.velocity_cov(hpts, t).diagonal(dim1=1, dim2=2).sum(1).reshape(61, 61)
-    paths = path_metrics(field, x0_all[:N_PATHS], steps=50)
+    field_panel, traj_panel, paths = field_section(field, x0_all[:N_PATHS], t, LIM, GRID)
     c1, c2 = st.columns(2)
     with c1:
-        chart(fv.viz.field_fig(pts, v, f"Exact field v*(x, t = {t:.2f}) over the spread of "
-                               "pair directions", heat=(hx, hx, np.log10(var.numpy() + 1e-3)),
-                               heat_name="log₁₀ tr Cov", lim=LIM, scale=0.25), "field")
+        chart(field_panel.fig, "field", arrays=field_panel.arrays)
         st.caption("Colour: log₁₀ tr Cov[x1 − x0 | x_t = x], how much the directions of the "
                    "lines through x disagree. Where it is large, v* is an average of "
                    "conflicting directions and changes quickly in space.")
     with c2:
-        traj = paths["traj"]
-        fig = fv.viz.trajectories_fig(traj, "Exact trajectories (RK4, 50 steps) and their chords",
-                                      lim=LIM)
-        k = int(round(t * (len(traj) - 1)))
-        fv.viz.scatter(fig, traj[k], f"x_t at t = {t:.2f}", "#111827", 5, 0.9)
-        chart(fig, "exact-traj", traj=traj, ts=paths["ts"])
+        chart(traj_panel.fig, "exact-traj", traj=traj_panel.traj, ts=traj_panel.ts)
         k1, k2, k3 = st.columns(3)
         k1.metric("Straightness S", f"{paths['straightness']:.3f}",
                   help="∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. 2022); 0 for straight paths.")

@@ -109,3 +109,62 @@ def test_nested_method_settings_are_validated():
     d["reflow"]["solver"] = "leapfrog"
     with pytest.raises(ConfigError, match="reflow.solver must be one of"):
         ReflowRun.from_dict(d)
+
+
+def _bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_uploads_load_a_good_checkpoint_and_config(tmp_path):
+    run = RUNS["meanflow"]
+    raw = checkpoint.save(tmp_path / "m.pt", train_all(run), run).read_bytes()
+    run2, state = checkpoint.load_upload("m.pt", raw, fv.MeanFlowRun)
+    assert run2 == run and state.done
+    run3, none = checkpoint.load_upload("c.json", run.to_json().encode(), fv.MeanFlowRun)
+    assert run3 == run and none is None
+    preset_style = json.dumps({"kind": "meanflow", "config": json.loads(run.to_json())})
+    assert checkpoint.load_upload("p.json", preset_style.encode(), fv.MeanFlowRun)[0] == run
+
+
+def _bad_uploads(tmp_path):
+    fm = RUNS["fm"]
+    good = checkpoint.save(tmp_path / "f.pt", train_all(fm), fm).read_bytes()
+    ck = torch.load(io.BytesIO(good), weights_only=True)
+    ck["phases"]["run"]["model"] = {k: torch.zeros(3, 3) for k in ck["phases"]["run"]["model"]}
+    cfg = dataclasses.asdict(fm)
+    return [
+        ("notes.txt", b"hello", fv.FMRun, "Upload a .pt checkpoint or a .json config"),
+        ("big.json", b" " * (70 * 1024), fv.FMRun, "limit is 64 KiB"),
+        ("bad.json", b"{not json", fv.FMRun, "Not a JSON file"),
+        ("u.json", json.dumps(cfg | {"lr": 1}).encode(), fv.FMRun,
+         "lr: unknown field of FMRun"),
+        ("v.json", json.dumps(cfg | {"batch": -5}).encode(), fv.FMRun, "batch = -5 is outside"),
+        ("k.json", json.dumps({"kind": "shortcut", "config": {}}).encode(), fv.FMRun,
+         "for a 'shortcut' model, not 'fm'"),
+        ("other.pt", good, fv.ShortcutRun, "holds a 'fm' model, not 'shortcut'"),
+        ("garbage.pt", b"\x80\x04garbage", fv.FMRun, "Not a readable checkpoint"),
+        ("evil.pt", _bytes({"format": checkpoint.FORMAT, "x": _Evil()}), fv.FMRun,
+         "Not a readable checkpoint"),
+        ("shapes.pt", _bytes(ck), fv.FMRun, "does not match its config"),
+        ("plain.pt", _bytes({"weights": torch.zeros(2)}), fv.FMRun, "Not a flowviz checkpoint"),
+    ]
+
+
+def test_each_bad_upload_is_refused_with_a_clear_message(tmp_path, capsys):
+    for name, raw, cls, message in _bad_uploads(tmp_path):
+        with pytest.raises(checkpoint.CheckpointError, match=message):
+            checkpoint.load_upload(name, raw, cls)
+    assert "code ran" not in capsys.readouterr().out  # nothing was unpickled as code
+
+
+def test_oversized_checkpoint_upload_is_refused(monkeypatch):
+    monkeypatch.setattr(checkpoint, "MAX_BYTES", 1024)
+    with pytest.raises(checkpoint.CheckpointError, match="limit is"):
+        checkpoint.load_upload("big.pt", b"\0" * 4096, fv.FMRun)
