@@ -1,0 +1,156 @@
+"""A page's main figures without the app: the same functions draw them on the page and in
+``python -m flowviz figure PAGE ...`` (PNG/SVG/CSV, NPZ and GIF of trajectories).
+
+Each ``*_section`` function takes arrays (the page passes its cached data, the CLI samples the
+same data with the same seeds) and returns named figures, the arrays behind them and metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data, viz
+from .analysis import coupling_metrics, field_on, grid, path_metrics
+from .exact import ExactField
+
+LIM = 4.5
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """Everything a page's exact-field figures depend on (the sidebar and the page's slider)."""
+
+    page: str = "straight_pairs"
+    target: str = "moons"
+    seed: int = 0
+    n_data: int = 1000
+    h: float = 0.05
+    t: float = 0.5
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def command(self, out: str = "figures") -> str:
+        """The equivalent command line."""
+        return " ".join(["python -m flowviz figure", self.page, "--target", self.target,
+                         "--seed", str(self.seed), "--n-data", str(self.n_data), "--h",
+                         f"{self.h:g}", "--t", f"{self.t:g}", "--out", shlex.quote(out)])
+
+
+@dataclass
+class Panel:
+    """One figure, the arrays behind it (for NPZ) and an optional trajectory (T, N, 2)."""
+
+    fig: object
+    arrays: dict = dataclasses.field(default_factory=dict)
+    traj: torch.Tensor | None = None
+    ts: torch.Tensor | None = None
+
+
+def pairs_section(x0: torch.Tensor, x1: torch.Tensor, seed: int, n: int = 150,
+                  lim: float = LIM) -> dict[str, tuple[Panel, dict]]:
+    """Straight pairs §1 (article §2): the first n noise points paired with a seeded shuffle of
+    the data, independently and by minibatch OT; panels and their coupling metrics."""
+    n = min(n, len(x0), len(x1))
+    shuffle = torch.randperm(len(x1), generator=torch.Generator().manual_seed(seed))
+    a0, a1 = x0[:n], x1[shuffle[:n]]
+    out = {}
+    for name, (a, b) in (("Independent", (a0, a1)), ("Minibatch-OT", data.minibatch_ot(a0, a1))):
+        out[name] = (Panel(viz.pair_lines_fig(a, b, f"{name} pairs", n, lim),
+                           {"x0": a, "x1": b}), coupling_metrics(a, b))
+    return out
+
+
+def field_section(field: ExactField, x0: torch.Tensor, t: float, lim: float = LIM,
+                  n_grid: int = 21, n_heat: int = 61, steps: int = 50):
+    """Straight pairs §2 (article §2.1): v*(x, t) over log10 tr Cov[x1 - x0 | x_t = x], and the
+    exact trajectories from x0 (RK4) with x_t marked. Returns (field panel, paths panel,
+    path metrics)."""
+    pts, _, _ = grid(lim * 0.9, n_grid)
+    v = field_on(field, pts, t)
+    hx = torch.linspace(-lim, lim, n_heat)
+    hpts = torch.stack(torch.meshgrid(hx, hx, indexing="xy"), -1).reshape(-1, 2)
+    var = field.velocity_cov(hpts, t).diagonal(dim1=1, dim2=2).sum(1).reshape(n_heat, n_heat)
+    fig = viz.field_fig(pts, v, f"Exact field v*(x, t = {t:.2f}) over the spread of pair "
+                        "directions", heat=(hx, hx, np.log10(var.numpy() + 1e-3)),
+                        heat_name="log₁₀ tr Cov", lim=lim, scale=0.25)
+    field_panel = Panel(fig, {"points": pts, "v": v, "heat_x": hx, "tr_cov": var})
+    paths = path_metrics(field, x0, steps=steps)
+    traj = paths["traj"]
+    fig = viz.trajectories_fig(traj, "Exact trajectories (RK4, 50 steps) and their chords",
+                               lim=lim)
+    viz.scatter(fig, traj[int(round(t * (len(traj) - 1)))], f"x_t at t = {t:.2f}", "#111827", 5,
+                0.9)
+    return field_panel, Panel(fig, traj=traj, ts=paths["ts"]), paths
+
+
+def straight_pairs(spec: FigureSpec, n_paths: int = 200) -> dict[str, Panel]:
+    """The page's sections 1-2 for ``spec``, with the page's data and seeds."""
+    x1 = data.sample(spec.target, spec.n_data, spec.seed)[0]
+    x0 = data.sample("gaussian", len(x1), spec.seed + 1)[0]
+    panels = {f"pairs-{k.lower()}": p for k, (p, _) in pairs_section(x0, x1, spec.seed).items()}
+    field, paths, _ = field_section(ExactField(x1, h=spec.h), x0[:n_paths], spec.t)
+    return panels | {"field": field, "exact-traj": paths}
+
+
+PAGES = {"straight_pairs": straight_pairs}
+
+
+def write(spec: FigureSpec, out: str | Path, formats=("png", "svg", "csv")) -> list[Path]:
+    """Write each figure of the page in ``formats`` (png, svg, csv, npz, gif) and the spec as
+    config.json into ``out``; returns the paths written."""
+    from .viz import export
+    from .viz.animate import trajectory_gif
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "config.json"]
+    written[0].write_text(spec.to_json())
+    for name, p in PAGES[spec.page](spec).items():
+        arrays = p.arrays | ({"traj": p.traj, "ts": p.ts} if p.traj is not None else {})
+        files = {
+            "png": lambda p=p: export.image_bytes(p.fig, "png"),
+            "svg": lambda p=p: export.image_bytes(p.fig, "svg"),
+            "csv": lambda p=p: export.figure_csv(p.fig).encode(),
+            "npz": (lambda a=arrays: export.npz_bytes(a)) if arrays else None,
+            "gif": (lambda p=p: trajectory_gif(p.traj, p.ts, p.fig.layout.title.text or ""))
+            if p.traj is not None else None,
+        }
+        for fmt in formats:
+            if files.get(fmt) is not None:
+                path = out / f"{name}.{fmt}"
+                path.write_bytes(files[fmt]())
+                written.append(path)
+    return written
+
+
+def add_parser(sub) -> None:
+    """The ``figure`` subcommand of ``python -m flowviz``."""
+    f = sub.add_parser("figure", help="write a page's main figures (PNG/SVG/CSV/NPZ/GIF)")
+    f.add_argument("page", choices=sorted(PAGES))
+    f.add_argument("--target", default=FigureSpec.target, choices=sorted(data.SAMPLERS))
+    f.add_argument("--seed", type=int, default=FigureSpec.seed)
+    f.add_argument("--n-data", type=int, default=FigureSpec.n_data)
+    f.add_argument("--h", type=float, default=FigureSpec.h)
+    f.add_argument("--t", type=float, default=FigureSpec.t, help="time of the field panel")
+    f.add_argument("--out", default="figures", help="output folder")
+    f.add_argument("--formats", nargs="+", default=["png", "svg", "csv"],
+                   choices=["png", "svg", "csv", "npz", "gif"])
+
+
+def cmd_figure(a) -> int:
+    if not 0 <= a.t < 1 or a.n_data < 2 or a.h < 0:
+        print("error: need 0 <= t < 1, n-data >= 2, h >= 0", file=sys.stderr)
+        return 2
+    spec = FigureSpec(a.page, a.target, a.seed, a.n_data, a.h, a.t)
+    for path in write(spec, a.out, a.formats):
+        print(path)
+    return 0
