@@ -6,6 +6,7 @@ demand), so the menus cost a page almost nothing to draw.
 
 from __future__ import annotations
 
+import json
 import re
 
 import streamlit as st
@@ -50,3 +51,37 @@ def downloads(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> 
             c[-1].download_button("GIF", lambda: trajectory_gif(traj, ts, title), f"{name}.gif",
                                   "image/gif", key=f"dl-gif:{key}", on_click="ignore",
                                   help="The samples flowing along the ODE, one frame per step")
+
+
+def reproduce_box(page: str, prefix: str, run_json: str | None = None) -> None:
+    """"Reproduce this": the page's settings (sidebar + its ``prefix``-keyed widgets) as JSON,
+    the link that reopens the view, the command line that draws the same figures and, given
+    ``run_json`` (an FMRun), the one that trains that run."""
+    from urllib.parse import urlencode
+
+    from flowviz.reproduce import PAGES, FigureSpec
+    from views.common import settings
+    from views.present import presenting
+
+    if presenting():
+        return
+    cfg = settings()
+    widgets = {k: v for k, v in sorted(st.session_state.to_dict().items())
+               if k.startswith(prefix) and isinstance(v, (bool, int, float, str, tuple, list))}
+    conf = {"page": page, "source": cfg.source, "target": cfg.target, "seed": cfg.seed,
+            "n_data": cfg.n_data, "h": cfg.h, "device": cfg.device} | widgets
+    with st.expander("Reproduce this: settings, link, command line", icon=":material/replay:"):
+        st.code(json.dumps(conf, indent=2, default=str), language="json")
+        query = urlencode(st.query_params.to_dict())
+        st.markdown(f"**Link to this view**: the page's address with `?{query}`" if query else
+                    "**Link**: every setting is at its default; changed settings appear in the "
+                    "address bar, so copying it shares the view.")
+        if page in PAGES and cfg.source == "gaussian" and cfg.upload == "":
+            spec = FigureSpec(page, cfg.target, cfg.seed, cfg.n_data, cfg.h,
+                              float(widgets.get(f"{prefix}t", FigureSpec.t)))
+            st.markdown("**The same figures, headless** (PNG, SVG and CSV into `figures/`):")
+            st.code(spec.command(), language="bash")
+        if run_json:
+            st.markdown("**The training run**: save this as `run.json`, then "
+                        "`python -m flowviz train --config run.json --out run.pt`")
+            st.code(run_json, language="json")

@@ -22,7 +22,7 @@ from views.common import (
     source_points,
     uploaded_points,
 )
-from views.present import presenting
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, GRID, N_PAIRS, N_PATHS = 4.5, 21, 150, 200
@@ -173,9 +173,7 @@ data_key = (cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload)
 label = {"independent": "1-RF, independent", "ot": "1-RF, minibatch OT"}[coupling]
 state = live_training(key, lambda: fv.build_fm(run, dev, uploaded_points()),
                       meta={"label": f"{label}, w{hidden}", "data": data_key}, preset=run)
-if not presenting():
-    with st.expander("This run's config (JSON)"):
-        st.code(run.to_json(), language="json")
+reproduce_box("straight_pairs", "sp_", run.to_json())
 
 if state is not None and state.step > 0:
     model = state.sampler_model.eval()
