@@ -13,6 +13,7 @@ from flowviz.analysis import NFES, adaptive_point, field_on, path_metrics, quali
 from flowviz.metrics import rms_error
 from flowviz.paths import PATHS
 from views.common import chart, exact_field, page_settings, source_points
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, N_PATHS, N_EVAL, N_ERR = 4.5, 150, 1000, 256
@@ -135,6 +136,8 @@ for col, k in zip(cols, KINDS, strict=True):
         chart(fv.viz.clouds_fig({"data": fields[k].data[:N_EVAL].float(),
                                  f"{SOLVERS[solver]}, {s.nfe} NFE": s.x},
                                 f"{KINDS[k]}", lim=LIM), f"samples-{k}")
+
+reproduce_box("diffusion_vs_fm", "dv_")
 
 # --- 3. Quality vs NFE -----------------------------------------------------------------------
 st.header("3 · Error vs NFE")

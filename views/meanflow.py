@@ -38,6 +38,7 @@ from views.common import (
     training_active,
     uploaded_points,
 )
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, GRID, N_EVAL = 3.5, 40, 2000  # (t, r) grid of 1/40; samples per quality estimate
@@ -215,6 +216,7 @@ else:
             "u*(x0, 0, 1) = x1 − x0 along the flow is the whole displacement: x0 + u* is the "
             "flow's end by definition. MeanFlow learns u so the sampler can take that jump.",
             "§6")
+reproduce_box("meanflow", "mf_")
 
 # --- 2. Train live -----------------------------------------------------------------------------
 st.header("2 · Train u_θ(x, t, r) live")

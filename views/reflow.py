@@ -40,6 +40,7 @@ from views.common import (
     source_points,
     uploaded_points,
 )
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, N_LINES, N_PATHS, N_EVAL, N_CROSS, FLOOR = 4.5, 150, 200, 2000, 300, 1e-4
@@ -548,3 +549,4 @@ with st.expander("This pipeline's configs"):
     st.code(fm_run(coupling).to_json(), language="json")
     st.code(str(dataclasses.asdict(rcfg)), language="python")
 st.caption(f"Source: {NAMES[cfg.source]} · target: {NAMES[cfg.target]} · device: {dev}")
+reproduce_box("reflow", "rf_", fm_run(coupling).to_json())

@@ -33,6 +33,7 @@ from views.common import (
     training_active,
     uploaded_points,
 )
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, GRID, N_EVAL, N_PATHS, FLOOR = 4.5, 17, 2000, 30, 1e-4
@@ -216,6 +217,7 @@ st.caption("Loss parts: **L_FM**, flow matching of s(·, ·, 0) on (1 − share)
            "their batch-weighted mean.")
 with st.expander("This run's config (JSON)"):
     st.code(run.to_json(), language="json")
+reproduce_box("shortcut", "sc_")
 
 if state is None or state.step == 0:
     st.info("**Press Train live** to train s(x, t, d) on this data (a few thousand steps; the "
