@@ -27,6 +27,8 @@ PAGES = [
             url_path="shortcut"),
     st.Page("views/meanflow.py", title="MeanFlow", icon=":material/functions:",
             url_path="meanflow"),
+    st.Page("views/scoreboard.py", title="Scoreboard: all methods", icon=":material/leaderboard:",
+            url_path="scoreboard"),
 ]
 
 page = st.navigation(PAGES)

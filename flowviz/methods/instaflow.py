@@ -28,7 +28,8 @@ from ..data import EIGHT_GAUSSIAN_NAMES, SAMPLERS
 from ..exact import ExactField, vp_pf_ode_drift
 from ..models import MLPConfig, TimeMLP
 from ..paths import VPPath
-from ..train import OptimConfig, TrainState, init_state, train_steps
+from ..runner import PhaseRunner
+from ..train import OptimConfig, init_state
 from .distill import distill_objective
 from .fm import fm_loss
 from .reflow import PairGeneration, Pairs, ReflowConfig, huber_c, loss_fn, reflow_state
@@ -188,48 +189,34 @@ PHASES = ("teacher", "triples", "2-RF", "2-RF endpoints", "student from 2-RF",
           "student from teacher")
 
 
-@dataclass
-class InstaFlowPipeline:
-    """The pipeline as one resumable job: ``advance()`` does one slice of the current phase
-    (100 optimizer steps, or one chunk of ODE solves), so a page can run it between reruns and
-    pause it. Every phase's wall time is kept in ``seconds_by_phase`` (honest compute)."""
+class InstaFlowPipeline(PhaseRunner):
+    """The pipeline as one resumable flowviz.runner.PhaseRunner: teacher (trained only for
+    "rf"), triples, 2-RF, 2-RF endpoints, then the two students; ``advance()`` runs one slice
+    of the current phase, and every phase's wall time is kept (honest compute)."""
 
-    run: InstaFlowRun
-    device: torch.device
-    teacher_state: TrainState | None = None
-    jobs: dict = field(default_factory=dict)  # phase name -> TrainState | PairGeneration
-    seconds_by_phase: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-    status: str = "ready"
-    message: str = ""
-
-    def __post_init__(self):
-        r, dev = self.run, self.device
-        g = torch.Generator().manual_seed(r.seed)
-        self.x0 = torch.randn(r.n_triples, 2, generator=g).to(dev)
-        self.cond = torch.multinomial(r.probs(), r.n_triples, replacement=True,
-                                      generator=g).to(dev)
-        counts = torch.bincount(self.cond.cpu(), minlength=r.n_classes).double()
+    def __init__(self, run: InstaFlowRun, device: torch.device):
+        names = [p for p in PHASES if p != "teacher" or run.teacher == "rf"]
+        super().__init__({p: partial(self._start, p) for p in names})
+        self.run, self.device = run, device
+        g = torch.Generator().manual_seed(run.seed)
+        self.x0 = torch.randn(run.n_triples, 2, generator=g).to(device)
+        self.cond = torch.multinomial(run.probs(), run.n_triples, replacement=True,
+                                      generator=g).to(device)
+        counts = torch.bincount(self.cond.cpu(), minlength=run.n_classes).double()
         # "reweight": batches drawn with weight 1 / frequency, so every condition is equally
         # likely in a batch (its few triples are repeated); None: uniform over triples
-        self.weights = (1 / counts.clamp_min(1))[self.cond.cpu()] if r.fix == "reweight" else None
-        if r.teacher == "exact_vp":
-            x, lab = SAMPLERS[r.target](r.n_data, torch.Generator().manual_seed(r.seed + 1))
-            self.exact = ConditionalExact(x.to(dev), lab.to(dev), r.n_classes, VPPath(), r.h)
-        else:
-            torch.manual_seed(r.seed)
-            net = TimeMLP(r.model).to(dev)
-            opt = dataclasses.replace(r.teacher_optim, seed=r.seed)
-            self.jobs["teacher"] = init_state(
-                net, conditional_fm_objective(r.target, r.teacher_batch, r.n_classes,
-                                              r.p_uncond), opt)
+        self.weights = (1 / counts.clamp_min(1))[self.cond.cpu()] if run.fix == "reweight" \
+            else None
+        if run.teacher == "exact_vp":
+            x, lab = SAMPLERS[run.target](run.n_data, torch.Generator().manual_seed(run.seed + 1))
+            self.exact = ConditionalExact(x.to(device), lab.to(device), run.n_classes, VPPath(),
+                                          run.h)
 
     # --- the fields of each stage ---------------------------------------------------------
     @property
     def teacher(self):
         """v_T(x, t | c) with guidance; t runs to t_end (VP: 1 - 1e-3)."""
-        base = self.exact if self.run.teacher == "exact_vp" else \
-            self.jobs["teacher"].sampler_model.eval()
+        base = self.exact if self.run.teacher == "exact_vp" else self.model("teacher")
         return guided(base, self.run.guidance)
 
     @property
@@ -239,38 +226,21 @@ class InstaFlowPipeline:
     def model(self, phase: str) -> torch.nn.Module:
         return self.jobs[phase].sampler_model.eval()
 
-    # --- phases -----------------------------------------------------------------------------
-    @property
-    def phase(self) -> str | None:
-        """The phase to run next (None: all done)."""
-        for p in PHASES:
-            if p == "teacher" and self.run.teacher == "exact_vp":
-                continue
-            if p not in self.jobs or not self.jobs[p].done:
-                return p
-        return None
+    def pairs(self, phase: str) -> Pairs:
+        return self.jobs[phase].result()
 
-    @property
-    def done(self) -> bool:
-        return self.phase is None or self.status == "nan"
-
-    @property
-    def history(self) -> list:
-        """The loss curve of the latest training phase (for the live chart)."""
-        for p in reversed(PHASES):
-            j = self.jobs.get(p)
-            if isinstance(j, TrainState) and j.history:
-                return j.history
-        return []
-
-    def _start(self, p: str):
-        r, dev = self.run, self.device
-        pcfg = r.reflow
+    def _start(self, p: str, jobs: dict):
+        r, dev, pcfg = self.run, self.device, self.run.reflow
+        if p == "teacher":  # conditional FM with label dropout (for guidance)
+            torch.manual_seed(r.seed)
+            return init_state(TimeMLP(r.model).to(dev), conditional_fm_objective(
+                r.target, r.teacher_batch, r.n_classes, r.p_uncond),
+                dataclasses.replace(r.teacher_optim, seed=r.seed))
         if p == "triples":  # the teacher's 20-50 step solves (§4.1 step 1)
             return PairGeneration(self.teacher, self.x0, r.teacher_solver, r.teacher_steps,
                                   chunk=pcfg.chunk, t1=self.t_end, cond={"label": self.cond})
         if p == "2-RF":  # text-conditioned reflow (§4.2), initialised from the teacher if any
-            prev = self.jobs["teacher"].sampler_model if "teacher" in self.jobs else \
+            prev = jobs["teacher"].sampler_model if "teacher" in jobs else \
                 TimeMLP(r.model).to(dev)
             cfg = dataclasses.replace(pcfg, optim=dataclasses.replace(pcfg.optim, seed=r.seed))
             return reflow_state(prev, self.pairs("triples"), cfg, weights=self.weights)
@@ -279,56 +249,13 @@ class InstaFlowPipeline:
                                   pcfg.tol, pcfg.chunk, cond={"label": self.cond})
         # students (§4.3): same steps, batch and init rule; only their pairs differ
         src = "2-RF endpoints" if p == "student from 2-RF" else "triples"
-        init = self.jobs["2-RF"] if p == "student from 2-RF" else self.jobs.get("teacher")
+        init = jobs["2-RF"] if p == "student from 2-RF" else jobs.get("teacher")
         net = copy.deepcopy(init.sampler_model).requires_grad_(True).train() if init else \
             TimeMLP(r.model).to(dev)
         loss = loss_fn(r.student_loss, pcfg.c or huber_c(2))
         opt = OptimConfig(steps=r.student_steps, lr=r.student_lr, warmup=30, seed=r.seed)
         return init_state(net, distill_objective(self.pairs(src), pcfg.batch, loss,
                                                  self.weights), opt)
-
-    def pairs(self, phase: str) -> Pairs:
-        return self.jobs[phase].result()
-
-    def advance(self) -> InstaFlowPipeline:
-        p = self.phase
-        if p is None or self.status == "nan":
-            return self
-        self.status = "running"
-        t = time.perf_counter()
-        if p not in self.jobs:
-            self.jobs[p] = self._start(p)
-        job = self.jobs[p]
-        if isinstance(job, TrainState):
-            train_steps(job, 100)
-            if job.status == "nan":
-                self.status, self.message = "nan", f"{p}: {job.message}"
-        else:
-            job.advance()
-        self.seconds_by_phase[p] = self.seconds_by_phase.get(p, 0.0) + time.perf_counter() - t
-        if self.phase is None:
-            self.status = "done"
-        return self
-
-    def run_all(self) -> InstaFlowPipeline:
-        while not self.done:
-            self.advance()
-        return self
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.seconds_by_phase.values())
-
-    def progress(self) -> tuple[float, str]:
-        names = [p for p in PHASES if not (p == "teacher" and self.run.teacher == "exact_vp")]
-        p = self.phase
-        if p is None:
-            return 1.0, f"all {len(names)} phases done · {self.seconds:.1f} s"
-        i, j = names.index(p), self.jobs.get(p)
-        frac = 0.0 if j is None else (j.step / j.cfg.steps if isinstance(j, TrainState)
-                                      else j.progress)
-        return (i + frac) / len(names), (f"phase {i + 1}/{len(names)}: {p} "
-                                         f"({100 * frac:.0f} %) · {self.seconds:.1f} s so far")
 
     # --- samplers of each stage (x0 (N, 2), label (N,)) -------------------------------------
     def sample(self, who: str, x0: torch.Tensor, label: torch.Tensor, steps: int = 1):
