@@ -17,11 +17,13 @@ import torch
 
 from .config import ConfigError
 from .experiment import FMRun, MeanFlowRun, ReflowRun, ShortcutRun, phases
+from .images.experiment import ImageRun, build_image
 from .methods.reflow import PairPhase
 from .train import TrainState
 
 FORMAT = "flowviz-checkpoint/2"
-KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow": ReflowRun}
+KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow": ReflowRun,
+         "image": ImageRun}
 MAX_BYTES = 50 * 2**20  # an upload larger than this is refused before it is read
 MAX_JSON_BYTES = 64 * 2**10
 
@@ -114,7 +116,7 @@ def load_all(path_or_file, device="cpu", kind: str | None = None,
         raise CheckpointError(f"The checkpoint's config is invalid: {e}") from None
     done = {}
     try:
-        for name, build in phases(run, device, uploaded).items():
+        for name, build in _phases(run, device, uploaded).items():
             if name not in ck["phases"]:
                 break  # a run saved part-way (e.g. ReFlow after its first round)
             done[name] = _restore(build(done), ck["phases"][name], device)
@@ -125,6 +127,12 @@ def load_all(path_or_file, device="cpu", kind: str | None = None,
     if not done:
         raise CheckpointError("The checkpoint holds no trained phase.")
     return run, done
+
+
+def _phases(run, device, uploaded):
+    if isinstance(run, ImageRun):  # one phase; a ReFlow/distill teacher is its own file
+        return {"run": lambda done: build_image(run, device)}
+    return phases(run, device, uploaded)
 
 
 def _restore(s, d: dict, device):

@@ -23,6 +23,7 @@ from .config import ConfigError
 from .device import pick_device
 from .exact import ExactField
 from .experiment import FMRun, build_fm
+from .images import cli as image_cli
 from .models import MLPConfig
 from .solvers import FIXED
 from .train import OptimConfig, train_steps
@@ -151,12 +152,14 @@ def main(argv=None) -> int:
     r.add_argument("--check", action="store_true", help="only load them and measure quality")
     r.add_argument("--threads", type=int, default=2)
     reproduce.add_parser(sub)
+    image_cli.add_parser(sub)
     a = p.parse_args(argv)
     if a.cmd == "train" and a.steps is None:
         a.steps = 0 if a.resume else OptimConfig.steps
     try:
         return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact,
-                "presets": cmd_presets, "figure": reproduce.cmd_figure}[a.cmd](a)
+                "presets": cmd_presets, "figure": reproduce.cmd_figure,
+                "image": image_cli.cmd_image}[a.cmd](a)
     except (checkpoint.CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,148 @@
+"""``python -m flowviz image ...``: image runs headless (config JSON in; checkpoints and sample
+grids out; resumable).
+
+    python -m flowviz image config --method meanflow > mf.json
+    python -m flowviz image train --config mf.json --out runs/mf.pt --grids runs/mf
+    python -m flowviz image train --resume runs/mf.pt --steps 8000     # continue, longer
+    python -m flowviz image sample runs/mf.pt --nfe 1 2 4 --out runs/mf
+    torchrun --nproc_per_node=2 -m flowviz.images.ddp --config mf.json   # several GPUs
+
+A ReFlow or distillation config names its teacher checkpoint (``teacher``), looked up as given,
+then next to the config or checkpoint that names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from .. import checkpoint
+from ..config import ConfigError
+from ..device import pick_device
+from ..train import train_steps
+from .data import ImageDataError
+from .experiment import METHODS, NFES, ImageRun, build_image, generate, nfes, noise
+from .grid import save_png
+
+
+def teacher_path(run: ImageRun, base: str | Path | None) -> Path:
+    """``run.teacher`` as given, else relative to ``base`` (the folder of the file naming it)."""
+    p = Path(run.teacher)
+    if p.is_file() or base is None:
+        return p
+    return Path(base) / p
+
+
+def load(path, device="cpu") -> tuple[ImageRun, object]:
+    """(run, state) of an image checkpoint (weights_only loading, flowviz.checkpoint); a ReFlow
+    or distillation state loads its teacher from file only if training resumes."""
+    run, state = checkpoint.load(path, device, kind="image")
+    if run.method in ("reflow", "distill"):
+        state.objective.teacher = lambda: load(teacher_path(run, Path(path).parent), device)[1] \
+            .sampler_model
+    return run, state
+
+
+def write_grids(run: ImageRun, model, folder: str | Path, n: int = 64, seed: int = 0,
+                nfe_list=NFES) -> list[Path]:
+    """One PNG per NFE, all from the same noise: ``<folder>/nfe<k>.png``."""
+    dev = next(model.parameters()).device
+    x0 = noise(run, n, seed, dev)
+    return [save_png(generate(run, model, x0, k), Path(folder) / f"nfe{k}.png")
+            for k in nfes(run, nfe_list)]
+
+
+def cmd_train(a) -> int:
+    dev = pick_device(a.device)
+    if a.resume:
+        run, state = load(a.resume, dev)
+        if a.steps and a.steps != run.optim.steps:  # a longer (or shorter) schedule
+            run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
+            state.cfg = run.optim
+        out = Path(a.out or a.resume)
+    else:
+        with open(a.config) as f:
+            run = ImageRun.from_dict(json.load(f))
+        if a.steps:
+            run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
+        teacher = None
+        if run.method in ("reflow", "distill"):
+            tp = teacher_path(run, Path(a.config).parent)
+            teacher = load(tp, dev)[1].sampler_model
+        state = build_image(run, dev, teacher=teacher)
+        out = Path(a.out)
+    print(f"{run.label} on {run.data} {run.model.dims} · {dev} · "
+          f"{sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M parameters", flush=True)
+    t0 = time.perf_counter()
+    while not state.done:
+        train_steps(state, a.chunk, log_every=max(1, min(10, a.chunk)))
+        last = state.history[-1] if state.history else {}
+        print(f"step {state.step:6d}  loss {last.get('loss', float('nan')):.4f}  "
+              f"{time.perf_counter() - t0:7.1f}s", flush=True)
+        checkpoint.save(out, state, run)  # resumable after every chunk
+    if state.status == "nan":
+        print(state.message, file=sys.stderr)
+    print(f"saved {out}")
+    if a.preset:
+        p = checkpoint.save(a.preset, state, run, resumable=False)
+        print(f"saved {p} ({p.stat().st_size / 2**20:.2f} MiB, no optimizer)")
+    if a.grids:
+        for p in write_grids(run, state.sampler_model, a.grids):
+            print(f"wrote {p}")
+    return 1 if state.status == "nan" else 0
+
+
+def cmd_sample(a) -> int:
+    dev = pick_device(a.device)
+    run, state = load(a.checkpoint, dev)
+    for p in write_grids(run, state.sampler_model, a.out, a.n, a.seed, a.nfe):
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_config(a) -> int:
+    run = ImageRun(method=a.method, teacher="teacher.pt" if a.method in ("reflow", "distill")
+                   else "")
+    print(run.to_json())
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``image`` with its own sub-commands on the main CLI's subparsers."""
+    img = sub.add_parser("image", help="image runs: train, sample, config (see flowviz.images)",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    isub = img.add_subparsers(dest="image_cmd", required=True)
+    t = isub.add_parser("train", help="train an ImageRun (or resume one)")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="an ImageRun JSON")
+    src.add_argument("--resume", help="continue from this checkpoint")
+    t.add_argument("--out", help="checkpoint path (.pt); default: the resumed file")
+    t.add_argument("--steps", type=int, default=0, help="total steps (0: the config's)")
+    t.add_argument("--chunk", type=int, default=500, help="steps between checkpoints")
+    t.add_argument("--preset", help="also save the weights without the optimizer here")
+    t.add_argument("--grids", help="write sample grids (one PNG per NFE) to this folder")
+    t.add_argument("--device", default="auto")
+    s = isub.add_parser("sample", help="sample grids of a checkpoint, one PNG per NFE")
+    s.add_argument("checkpoint")
+    s.add_argument("--nfe", type=int, nargs="+", default=list(NFES))
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="folder for the PNGs")
+    s.add_argument("--device", default="auto")
+    c = isub.add_parser("config", help="print a default ImageRun JSON")
+    c.add_argument("--method", default="fm", choices=METHODS)
+
+
+def cmd_image(a) -> int:
+    if a.image_cmd == "train" and a.config and not a.out:
+        print("error: --out is required with --config", file=sys.stderr)
+        return 2
+    try:
+        return {"train": cmd_train, "sample": cmd_sample, "config": cmd_config}[a.image_cmd](a)
+    except (ImageDataError, ConfigError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

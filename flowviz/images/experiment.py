@@ -1,0 +1,201 @@
+"""An image run as one frozen, JSON-serialisable config -> a flowviz.train TrainState.
+
+The objectives are flowviz.methods' own (fm, reflow, distill, shortcut, meanflow): only the
+network (flowviz.models.TimeUNet) and the samplers of x0 ~ N(0, I) and x1 ~ images change.
+On a GPU: bf16 compute (flowviz.models.unet.set_precision: casts that MeanFlow's JVP can
+differentiate, unlike torch.autocast), channels_last weights, optional torch.compile (in place,
+so checkpoints keep plain parameter names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..methods import meanflow, shortcut
+from ..methods.distill import distill_objective, one_step
+from ..methods.fm import fm_objective
+from ..methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
+from ..methods.reflow import ReflowConfig, pair_phase, reflow_objective
+from ..methods.shortcut import ShortcutConfig, ShortcutObjective
+from ..models import DIGITS_UNET, TimeUNet, UNetConfig
+from ..models.unet import set_precision
+from ..solvers import solve
+from ..train import OptimConfig, TrainState, init_state
+from .data import DATASETS, digits, load_cifar, normal_sampler, tensor_sampler
+
+METHODS = ("fm", "reflow", "distill", "shortcut", "meanflow")
+LABELS = {"fm": "Flow matching (1-RF)", "reflow": "2-rectified flow", "distill":
+          "2-RF + distill (InstaFlow)", "shortcut": "Shortcut", "meanflow": "MeanFlow"}
+PRECISIONS = ("fp32", "bf16")
+NFES = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    method: str = "fm"  # a METHODS name
+    data: str = "digits"  # "digits" (scikit-learn, offline) or "cifar10" (a local folder)
+    size: int = 16  # digits side (8: native; larger: bilinear upsampling); CIFAR is 32
+    root: str = ""  # CIFAR-10 folder (official python batches)
+    n_data: int = 0  # keep the first n_data images (0: all)
+    batch: int = 128
+    model: UNetConfig = field(default_factory=lambda: DIGITS_UNET)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=2000, lr=2e-3))
+    shortcut: ShortcutConfig = field(default_factory=ShortcutConfig)
+    meanflow: MeanFlowConfig = field(default_factory=MeanFlowConfig)
+    # reflow / distill: pairs (n_pairs, solver, steps) from the teacher checkpoint's flow
+    reflow: ReflowConfig = field(default_factory=lambda: ReflowConfig(
+        n_pairs=4096, solver="rk4", steps=32, chunk=1024, init="previous"))
+    teacher: str = ""  # checkpoint of the previous stage (reflow: 1-RF; distill: 2-RF)
+    precision: str = "fp32"  # or "bf16" compute (weights and optimizer stay fp32)
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self):
+        for name, v, ok in (("method", self.method, METHODS), ("data", self.data, DATASETS),
+                            ("precision", self.precision, PRECISIONS)):
+            if v not in ok:
+                raise ValueError(f"{name} must be one of {', '.join(ok)}")
+        if self.method in ("reflow", "distill") and not self.teacher:
+            raise ValueError(f"method {self.method!r} needs a teacher checkpoint")
+        dims = (3, 32, 32) if self.data == "cifar10" else (1, self.size, self.size)
+        if self.model.dims != dims:
+            raise ValueError(f"model.channels/size give images {self.model.dims}, but "
+                             f"{self.data} at this size is {dims}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ImageRun:
+        return from_dict(cls, d)
+
+    @property
+    def n_scalars(self) -> int:
+        return 2 if self.method in ("shortcut", "meanflow") else 1
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.method]
+
+
+@functools.lru_cache(maxsize=4)
+def _images(data: str, size: int, root: str, n_data: int):
+    x, y = digits(size) if data == "digits" else load_cifar(root, limit=n_data)
+    return (x[:n_data], y[:n_data]) if n_data else (x, y)
+
+
+def image_data(run: ImageRun, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images (N, C, H, W) in [-1, 1] and their labels, on ``device``."""
+    x, y = _images(run.data, run.size, run.root, run.n_data)
+    return x.to(device), y.to(device)
+
+
+class UNetMeanVelocity(MeanVelocity):
+    """MeanFlow's u(x, t, r) = net(x, t, r - t) with the U-Net as ``net`` (forward and velocity
+    are MeanVelocity's)."""
+
+    def __init__(self, cfg: UNetConfig):
+        nn.Module.__init__(self)
+        self.net = TimeUNet(dataclasses.replace(cfg, n_scalars=2))
+
+
+def build_model(run: ImageRun, device="cpu") -> nn.Module:
+    """The run's network with weights from the seed alone."""
+    cfg = dataclasses.replace(run.model, n_scalars=run.n_scalars)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.optim.seed)
+        model = UNetMeanVelocity(cfg) if run.method == "meanflow" else TimeUNet(cfg)
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if run.channels_last else model
+
+
+def teacher_pairs(run: ImageRun, teacher: nn.Module, device="cpu"):
+    """The teacher's (x0, ODE(x0)) pairs: reflow step 1 (flowviz.methods.reflow), noise drawn
+    with seed optim.seed + 100."""
+    g = torch.Generator().manual_seed(run.optim.seed + 100)
+    x0 = normal_sampler(run.model.dims)(run.reflow.n_pairs, g)[0].to(device)
+    return pair_phase(teacher.eval(), x0, run.reflow).run().result()[0]
+
+
+class PairObjective:
+    """ReFlow's or distillation's objective on the teacher's pairs, solved at the first call
+    (so a checkpoint loads for sampling without the teacher; resuming solves the same pairs
+    again: seeded noise, deterministic ODE). ``teacher``: () -> the teacher network."""
+
+    def __init__(self, run: ImageRun, teacher):
+        self.run, self.teacher, self.objective = run, teacher, None
+        self.pair_seconds = 0.0
+
+    def __call__(self, model, g):
+        if self.objective is None:
+            run, dev = self.run, next(model.parameters()).device
+            pairs = teacher_pairs(run, self.teacher(), dev)
+            self.pair_seconds = pairs.seconds
+            if run.method == "reflow":
+                self.objective = reflow_objective(pairs, run.batch, run.reflow.sampler(),
+                                                  run.reflow.loss_fn(pairs.x0[0].numel()))
+            else:
+                self.objective = distill_objective(pairs, run.batch)
+        return self.objective(model, g)
+
+
+def build_image(run: ImageRun, device="cpu", teacher=None,
+                images: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainState:
+    """A fresh training state for ``run``. ReFlow / distillation start from the weights of
+    ``teacher`` (a network, or a () -> network callable, needed only once training starts).
+    ``images``: (x, labels) to train on instead of the run's data set (benchmarks)."""
+    device = torch.device(device)
+    model = build_model(run, device)
+    if run.method in ("reflow", "distill"):
+        get = teacher if callable(teacher) and not isinstance(teacher, nn.Module) else \
+            (lambda: teacher)
+        if isinstance(teacher, nn.Module):  # Lee et al. / InstaFlow: start from the teacher
+            model.load_state_dict(teacher.state_dict())
+        objective = PairObjective(run, get)
+    else:
+        x, y = image_data(run, device) if images is None else (t.to(device) for t in images)
+        x0, x1 = normal_sampler(run.model.dims), tensor_sampler(x, y)
+        objective = {"fm": lambda: fm_objective(x0, x1, run.batch),
+                     "shortcut": lambda: ShortcutObjective(x0, x1, run.batch, run.shortcut),
+                     "meanflow": lambda: MeanFlowObjective(x0, x1, run.batch, run.meanflow),
+                     }[run.method]()
+    state = init_state(model, objective, run.optim)
+    for m in (state.model, state.ema):
+        if m is not None:
+            set_precision(m, torch.bfloat16 if run.precision == "bf16" else None)
+    if run.compile:
+        state.model.compile()
+    return state
+
+
+@torch.no_grad()
+def generate(run: ImageRun, model: nn.Module, x0: torch.Tensor, nfe: int) -> torch.Tensor:
+    """Samples from noise x0 with exactly ``nfe`` network calls: Euler for flows, M-step
+    shortcut sampling, MeanFlow jumps; the distilled student has one step only (nfe = 1)."""
+    model = model.eval()
+    if run.method == "distill":
+        if nfe != 1:
+            raise ValueError("the distilled student is a one-step generator (nfe = 1)")
+        return one_step(model, x0)
+    if run.method == "shortcut":
+        return shortcut.sample(model, x0, nfe).x
+    if run.method == "meanflow":
+        return meanflow.sample(model, x0, nfe).x
+    return solve(model, x0, "euler", nfe).x
+
+
+def nfes(run: ImageRun, nfe_list=NFES) -> list[int]:
+    """The NFEs a run can sample with (the student: 1 only)."""
+    return [1] if run.method == "distill" else list(nfe_list)
+
+
+def noise(run: ImageRun, n: int, seed: int = 0, device="cpu") -> torch.Tensor:
+    """The same x0 for every method and NFE of a comparison."""
+    return normal_sampler(run.model.dims)(n, torch.Generator().manual_seed(seed))[0].to(device)
