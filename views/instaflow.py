@@ -124,8 +124,8 @@ t_steps = c4.slider("Teacher steps", 20, 50, 25, 5, key="if_tsteps")
 g1, g2 = st.columns([1, 1.2])
 with g1:
     w = st.slider("Classifier-free guidance w", 0.0, 4.0, 1.0, 0.25, key="if_w")
-    st.latex(r"v_w(x,t\mid c) = v(x,t\mid\varnothing) + w\,"
-             r"\big(v(x,t\mid c) - v(x,t\mid\varnothing)\big)")
+    st.latex(r"v_w = v_\varnothing + w\,(v_c - v_\varnothing),\quad "
+             r"v_c = v(x, t \mid c)")
     st.caption("w = 1: the plain conditional field; w = 0: ignore the prompt; w > 1 pushes "
                "samples away from the other parts (sharper, less diverse). The trained teacher "
                "learns v(x, t | ∅) by dropping the label 10 % of the time.")

@@ -66,9 +66,9 @@ notice("Read the chart from left to right: at NFE 1 only the straightened or jum
        "1-RF needs tens of steps. Then read the compute columns: every one-step model paid "
        "for it somewhere, in a teacher, in pairs, or in a costlier training step.", "§6.3.1")
 
-todo = [k for k in runner.builds if k not in runner.jobs or not runner.jobs[k].done]
+todo = [k for k in sb.NAMES if k not in runner.jobs or not runner.jobs[k].done]
 if todo:
-    names = ", ".join(sb.NAMES.get(k, k) for k in todo)
+    names = ", ".join(sb.NAMES[k] for k in todo)
     st.info(f"Still to train for these settings: **{names}**. At the sidebar's default "
             "settings the presets hold all but the distilled student (about 15 s).")
 live_training(key, lambda: runner, chunk=1, meta={"label": "scoreboard"},
@@ -96,9 +96,12 @@ if curves:
                      "NFE 128": at.get(128), "own training s": c["training"],
                      "teacher s": c["teacher"], "pair generation s": c["pairs"],
                      "total s": c["total"],
-                     "step cost vs FM": (over or {}).get(k),
+                     "step cost vs FM": (over or {}).get(k, float("nan")),
                      "from": "preset" if runner.jobs[k].meta.get("preset") else "this session"})
-    st.dataframe(pd.DataFrame(rows).style.format(precision=4, na_rep="–"), hide_index=True)
+    fmt = {c: "{:.4f}" for c in ("NFE 1", "NFE 4", "NFE 128")} | \
+        {c: "{:.1f}" for c in ("own training s", "teacher s", "pair generation s", "total s")} | \
+        {"step cost vs FM": "{:.2f}×"}
+    st.dataframe(pd.DataFrame(rows).style.format(fmt, na_rep="–"), hide_index=True)
     st.caption("Seconds are wall time of each phase where it ran: for a preset, on the machine "
                "and load that trained it (recorded in its checkpoint); compare them as orders of "
                "magnitude. 'Teacher' is the training of the flows a model was made from; 'pair "

@@ -10,7 +10,7 @@ from .figures import _np
 from .style import SEQ, base
 
 
-def conditioned_paths_fig(trajs: dict, title: str = "", lim: float = 4.5, n_paths: int = 25,
+def conditioned_paths_fig(trajs: dict, title: str = "", lim: float = 4.5, n_paths: int = 12,
                           height: int = 460) -> go.Figure:
     """trajs: condition name -> paths (T, N, 2); each condition in its own colour, with its
     start (hollow) and end (filled) points."""
