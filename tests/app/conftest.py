@@ -43,3 +43,13 @@ def no_presets(request, monkeypatch):
     training tests press Train live at the default settings."""
     if not request.module.__name__.endswith("test_presets_pages"):
         monkeypatch.setenv("FLOWVIZ_PRESETS", "0")
+
+
+@pytest.fixture(autouse=True)
+def fresh_training_slots(monkeypatch):
+    """Each test gets the server-wide training queue empty: a test that ends mid-training
+    would otherwise hold a slot for the next ones (until its ttl)."""
+    from flowviz.serve import TrainingSlots
+    from views import common
+
+    monkeypatch.setattr(common, "SLOTS", TrainingSlots(common.SLOTS.limit))
