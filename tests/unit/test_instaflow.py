@@ -158,3 +158,22 @@ def test_nan_stops_the_pipeline():
                        model=MLPConfig(hidden=8, depth=1))
     pipe = InstaFlowPipeline(dataclasses.replace(run), torch.device("cpu")).run_all()
     assert pipe.status == "nan" and pipe.done and "2-RF" in pipe.message
+
+
+def test_trained_conditional_teacher_respects_its_condition():
+    """A short conditional 1-RF on two modes: each label's samples land on its own mode, and
+    label dropout taught it the unconditional field too (both modes, about half each)."""
+    run = InstaFlowRun(target="two_mode", teacher="rf", teacher_batch=256,
+                       teacher_optim=OptimConfig(steps=400, lr=1e-2, warmup=20),
+                       model=MLPConfig(hidden=64, depth=2), n_triples=16)
+    pipe = InstaFlowPipeline(run, torch.device("cpu"))
+    while pipe.phase == "teacher":
+        pipe.advance()
+    means = mixture_means("two_mode")
+    x0 = torch.randn(400, 2, generator=torch.Generator().manual_seed(3))
+    for c in range(2):
+        x = pipe.sample("teacher", x0, torch.full((400,), c), 20)
+        assert ((x - means[c]).norm(dim=1) < 1.0).float().mean() > 0.95
+    xu = solve(lambda z, t: pipe.teacher(z, t), x0, "euler", 20).x
+    top = float((xu[:, 1] > 0).float().mean())
+    assert 0.35 < top < 0.65, top
