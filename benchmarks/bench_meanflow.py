@@ -26,7 +26,6 @@ import math
 import os
 import statistics
 import sys
-import time
 
 import torch
 
@@ -88,15 +87,7 @@ def step_costs(run: MeanFlowRun, n: int = 40, reps: int = 7) -> dict:
         "meanflow_all_rows": build_meanflow(dataclasses.replace(
             run, optim=long, meanflow=dataclasses.replace(run.meanflow, frac_neq=1.0))),
     }
-    times = {k: [] for k in states}
-    for st in states.values():
-        fv.train_steps(st, 5)  # warm-up (first JVP call traces its decompositions)
-    for _ in range(reps):
-        for k, st in states.items():
-            t0 = time.perf_counter()
-            fv.train_steps(st, n)
-            times[k].append(1e3 * (time.perf_counter() - t0) / n)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return fv.train.step_ms(states, n, reps)
 
 
 def main(argv=None) -> None:

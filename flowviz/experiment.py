@@ -142,23 +142,13 @@ def shortcut_step_cost(cfg: ShortcutRun, n: int = 30, reps: int = 3, device="cpu
     """Milliseconds per optimizer step of the shortcut run and of its FM baseline, timed here in
     interleaved chunks (median of ``reps``), so that the two can be given the same training
     time. Returns (shortcut ms, FM ms)."""
-    import statistics
-    import time
-
-    from .train import train_steps
+    from .train import step_ms
 
     long = dataclasses.replace(cfg.optim, steps=10**9)
-    states = [build_shortcut(dataclasses.replace(cfg, optim=long), device),
-              build_fm(dataclasses.replace(cfg.fm_baseline(), optim=long), device)]
-    times = [[], []]
-    for st in states:
-        train_steps(st, 5)  # warm-up
-    for _ in range(reps):
-        for st, acc in zip(states, times, strict=True):
-            t0 = time.perf_counter()
-            train_steps(st, n)
-            acc.append(1e3 * (time.perf_counter() - t0) / n)
-    return statistics.median(times[0]), statistics.median(times[1])
+    ms = step_ms({"sc": build_shortcut(dataclasses.replace(cfg, optim=long), device),
+                  "fm": build_fm(dataclasses.replace(cfg.fm_baseline(), optim=long), device)},
+                 n, reps)
+    return ms["sc"], ms["fm"]
 
 
 # The shortcut preset for 2-D toys (issue 5), chosen by benchmarks/tune_shortcut.py: in a

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import statistics
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -35,7 +33,7 @@ from .methods.distill import distill_objective, one_step
 from .methods.reflow import PairGeneration
 from .runner import PhaseRunner
 from .solvers import Solution
-from .train import OptimConfig, init_state, train_steps
+from .train import OptimConfig, init_state, step_ms
 
 # The runs come from the pages' presets (moons, the sidebar's defaults); other data is swapped in.
 TEMPLATES = {"reflow": "reflow-moons", "ot": "straight_pairs-moons-ot",
@@ -161,20 +159,6 @@ def compute(runner: PhaseRunner) -> dict:
             "shortcut": (s.get("shortcut", 0), 0, 0), "meanflow": (s.get("meanflow", 0), 0, 0)}
     return {k: {"training": a, "teacher": b, "pairs": c, "total": a + b + c}
             for k, (a, b, c) in rows.items() if k in runner.jobs}
-
-
-def step_ms(states: dict, n: int = 20, reps: int = 5) -> dict:
-    """Milliseconds per optimizer step of each (fresh, long) TrainState, timed in interleaved
-    chunks of ``n`` steps, median of ``reps`` (so load changes hit all of them alike)."""
-    for st in states.values():
-        train_steps(st, 3)  # warm-up (the first JVP call traces its decompositions)
-    times = {k: [] for k in states}
-    for _ in range(reps):
-        for k, st in states.items():
-            t = time.perf_counter()
-            train_steps(st, n)
-            times[k].append(1e3 * (time.perf_counter() - t) / n)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def step_overheads(runs: dict, device="cpu", n: int = 20, reps: int = 5) -> dict:

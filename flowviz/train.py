@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,3 +152,17 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
     torch._foreach_lerp_(pe, pm, 1 - decay)
     for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
+
+
+def step_ms(states: dict, n: int = 20, reps: int = 5) -> dict:
+    """Milliseconds per optimizer step of each (fresh, long) TrainState, timed in interleaved
+    chunks of ``n`` steps, median of ``reps`` (so load changes hit all of them alike)."""
+    for st in states.values():
+        train_steps(st, 3)  # warm-up (the first JVP call traces its decompositions)
+    times = {k: [] for k in states}
+    for _ in range(reps):
+        for k, st in states.items():
+            t = time.perf_counter()
+            train_steps(st, n)
+            times[k].append(1e3 * (time.perf_counter() - t) / n)
+    return {k: statistics.median(v) for k, v in times.items()}
