@@ -11,13 +11,18 @@ import streamlit as st
 
 FONT_SCALE, TITLE_SCALE, HEIGHT_SCALE = 1.35, 1.2, 1.25
 
-CSS = """<style>
-html { font-size: 20px; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
-[data-testid="stCaptionContainer"] { font-size: 1.05rem; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
-h1 { font-size: 2.8rem !important; } h2 { font-size: 2.1rem !important; }
+M = '[data-testid="stMain"]'  # the page, not the sidebar (its labels must still fit)
+CSS = f"""<style>
+[data-testid="stMainBlockContainer"] {{ max-width: 100%; padding: 2rem 2.5rem; }}
+{M} [data-testid="stMarkdownContainer"] p, {M} [data-testid="stMarkdownContainer"] li,
+{M} [data-testid="stWidgetLabel"] p, {M} label p {{ font-size: 1.35rem !important; }}
+{M} [data-testid="stCaptionContainer"], {M} [data-testid="stCaptionContainer"] p
+    {{ font-size: 1.1rem !important; }}
+{M} [data-testid="stMetricValue"] {{ font-size: 2.6rem !important; }}
+{M} [data-testid="stMetricLabel"] p {{ font-size: 1.1rem !important; }}
+{M} [data-testid="stPageLink"] p {{ font-size: 1.1rem !important; }}
+{M} h1 {{ font-size: 3rem !important; }} {M} h2 {{ font-size: 2.2rem !important; }}
+{M} .katex-display {{ font-size: 1.35em !important; }}
 </style>"""
 
 

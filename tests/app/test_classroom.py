@@ -59,7 +59,7 @@ def test_presenter_view_from_the_url():
     at = _app("straight_pairs", present="1")
     assert at.session_state["present"] is True
     assert not at.get("download_button")
-    assert any("font-size: 20px" in m.value for m in at.markdown)  # the presenter CSS
+    assert any("font-size: 1.35rem" in m.value for m in at.markdown)  # the presenter CSS
     # figures drawn larger than in the normal view
     h = [json.loads(c)["layout"]["height"] for c in charts(at)]
     h0 = [json.loads(c)["layout"]["height"] for c in charts(normal)]
