@@ -19,7 +19,6 @@ CSS = f"""<style>
 {M} [data-testid="stCaptionContainer"], {M} [data-testid="stCaptionContainer"] p
     {{ font-size: 1.1rem !important; }}
 {M} [data-testid="stMetricValue"] {{ font-size: 2.6rem !important; }}
-{M} [data-testid="stMetricLabel"] p {{ font-size: 1.1rem !important; }}
 {M} [data-testid="stPageLink"] p {{ font-size: 1.1rem !important; }}
 {M} h1 {{ font-size: 3rem !important; }} {M} h2 {{ font-size: 2.2rem !important; }}
 {M} .katex-display {{ font-size: 1.35em !important; }}
