@@ -7,6 +7,7 @@ data red as t runs from 0 to 1, with the path behind each point drawn as a faint
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,7 +49,10 @@ def trajectory_gif(traj, ts=None, title: str = "", lim: float | None = 4.5, n_pa
     trails = LineCollection([], colors=PATH, linewidths=0.7, alpha=0.35)
     ax.add_collection(trails)
     pts = ax.scatter(tr[0, :, 0], tr[0, :, 1], s=10, lw=0)
-    label = ax.set_title(f"{title}  t = 0.00".strip(), fontsize=13)  # sized before layout
+    if title:  # the chart's title, wrapped to the frame's width
+        ax.set_title(textwrap.fill(title, width=size // 9), fontsize=11, color="#374151")
+    label = ax.text(0.03, 0.97, "t = 0.00", transform=ax.transAxes, fontsize=15, va="top",
+                    fontweight="bold", color="#111827")
     fig.tight_layout()
     c0, c1 = np.array(to_rgb(SOURCE)), np.array(to_rgb(TARGET))
     frames = []
@@ -56,7 +60,7 @@ def trajectory_gif(traj, ts=None, title: str = "", lim: float | None = 4.5, n_pa
         trails.set_segments(list(tr[: k + 1].transpose(1, 0, 2)) if k else [])
         pts.set_offsets(tr[k])
         pts.set_color((1 - ts[k]) * c0 + ts[k] * c1)
-        label.set_text(f"{title}  t = {ts[k]:.2f}".strip())
+        label.set_text(f"t = {ts[k]:.2f}")
         fig.canvas.draw()
         rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
         frames.append(Image.fromarray(rgb).quantize(colors=64, method=Image.Quantize.MEDIANCUT))
