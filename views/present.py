@@ -18,6 +18,7 @@ CSS = f"""<style>
 {M} [data-testid="stWidgetLabel"] p, {M} label p {{ font-size: 1.35rem !important; }}
 {M} [data-testid="stCaptionContainer"], {M} [data-testid="stCaptionContainer"] p
     {{ font-size: 1.1rem !important; }}
+{M} [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p,
 {M} [data-testid="stMetricValue"] {{ font-size: 2.6rem !important; }}
 {M} [data-testid="stPageLink"] p {{ font-size: 1.1rem !important; }}
 {M} h1 {{ font-size: 3rem !important; }} {M} h2 {{ font-size: 2.2rem !important; }}
