@@ -319,7 +319,9 @@ def coupling_report(pipe: InstaFlowPipeline, n: int = 300) -> dict:
     """How curved and how costly each coupling the students distil is: the teacher's triples
     and the 2-RF's endpoints, on the same (x0, c). Straightness (0: straight paths) of the ODE
     paths that made them, transport cost E||x1 - x0||^2, crossings, the NFE each pair cost,
-    and the final loss of the student distilled from it."""
+    how far its x1 lies from the teacher's for the same (x0, c) ("map_change": reflow can
+    change the coupling only where the teacher's pair lines cross at the same time), and the
+    final loss of the student distilled from it."""
     from ..analysis import coupling_metrics
     from ..metrics import straightness
     from ..solvers import solve
@@ -335,6 +337,8 @@ def coupling_report(pipe: InstaFlowPipeline, n: int = 300) -> dict:
         pairs = pipe.pairs(src)
         hist = pipe.jobs[students[src]].history
         out[src] = {"straightness": straightness(s.traj, s.ts),
+                    "map_change": float((pairs.x1[:n] - pipe.pairs("triples").x1[:n])
+                                        .norm(dim=1).mean()),
                     **coupling_metrics(pairs.x0[:n].cpu(), pairs.x1[:n].cpu(), n),
                     "student_loss": hist[-1]["loss"] if hist else float("nan"),
                     "nfe_per_pair": sum(pipe.jobs[src].chunk_nfe) / len(pipe.jobs[src].chunk_nfe)}

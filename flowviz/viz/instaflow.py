@@ -51,15 +51,18 @@ def per_condition_fig(names, values: dict, title: str = "", ylabel: str = "energ
 
 
 def latency_fig(rows: list[tuple[str, float, float]], title: str = "",
-                height: int = 400) -> go.Figure:
-    """rows: (label, milliseconds per 10k samples, mean energy distance), log-log."""
+                height: int = 420) -> go.Figure:
+    """rows: (label, milliseconds per 10k samples, mean energy distance), log-log, one legend
+    entry per sampler (labels beside the points overlap when timings are close)."""
     fig = base(title, height, square=False, xlabel="wall time per 10 000 samples (ms)",
                ylabel="mean energy distance per condition")
-    for i, (label, ms, ed) in enumerate(rows):
-        fig.add_trace(go.Scatter(x=[ms], y=[max(ed, 1e-4)], mode="markers+text", name=label,
-                                 text=[label], textposition="top center",
-                                 marker=dict(size=13, color=SEQ[i % len(SEQ)])))
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
-    fig.update_layout(showlegend=False)
+    ms = np.array([r[1] for r in rows])
+    ed = np.maximum(np.array([r[2] for r in rows]), 1e-4)
+    for i, (label, *_) in enumerate(rows):
+        fig.add_trace(go.Scatter(x=[ms[i]], y=[ed[i]], mode="markers", name=label,
+                                 marker=dict(size=14, color=SEQ[i % len(SEQ)],
+                                             line=dict(width=1, color="white"))))
+    pad = 0.15
+    fig.update_xaxes(type="log", range=[np.log10(ms.min()) - pad, np.log10(ms.max()) + pad])
+    fig.update_yaxes(type="log", range=[np.log10(ed.min()) - pad, np.log10(ed.max()) + pad])
     return fig
