@@ -230,6 +230,9 @@ class InstaFlowPipeline(PhaseRunner):
         return self.jobs[phase].result()
 
     def _start(self, p: str, jobs: dict):
+        """Build phase p from the finished ones in ``jobs`` (the pipeline adopts that dict, so
+        flowviz.checkpoint can rebuild the phases one by one into its own)."""
+        self.jobs = jobs
         r, dev, pcfg = self.run, self.device, self.run.reflow
         if p == "teacher":  # conditional FM with label dropout (for guidance)
             torch.manual_seed(r.seed)
