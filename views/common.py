@@ -7,6 +7,7 @@ flowviz, render.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -267,6 +268,9 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
 # --- one server for a classroom (flowviz.serve): presets, the training queue, bounded memory ---
 SLOTS = TrainingSlots(MAX_TRAININGS)  # server-wide: every session's trainings queue here
 torch.set_num_threads(TORCH_THREADS)  # per calling thread: trainings x threads <= cores
+# torch.optim imports torch._dynamo at the first optimizer it builds (~3 s): pay it once at
+# server start, not in the first page that opens a preset or trains
+torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
 
 
 def session_id() -> str:
@@ -362,3 +366,64 @@ def _read_run_file(key: str, name: str, raw: bytes, run, meta: dict | None) -> t
                        + (": it differs from the controls in " + ", ".join(
                            f"{k} = {a!r}" for k, (a, _) in sorted(changed.items()))
                           if changed else ": the same settings as the controls") + ".")
+
+
+_SHARED: dict = {}  # (store, (run key, step)) -> a preset run's evaluation, for every session
+_PENDING: dict = {}  # the same keys -> an Event while one session computes them
+_SHARED_LOCK = threading.Lock()
+
+
+class Results(dict):
+    """A page's per-session cache of evaluations keyed (run key, step). Entries of preset runs
+    are the same in every session (same weights, same data), so they live in one server-wide
+    store, computed once: a session asking while another computes one waits for it."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def _shared(self, rk) -> tuple | None:
+        runs = st.session_state.get("runs", {})
+        s = runs.get(rk[0]) if isinstance(rk, tuple) and rk else None
+        return (self.name, rk) if s is not None and "preset" in s.meta else None
+
+    def __contains__(self, rk) -> bool:
+        if dict.__contains__(self, rk):
+            return True
+        if (k := self._shared(rk)) is None:
+            return False
+        with _SHARED_LOCK:
+            if k in _SHARED:
+                return True
+            if (ev := _PENDING.get(k)) is None:
+                _PENDING[k] = threading.Event()
+                return False  # this session computes it
+        ev.wait(timeout=120)
+        with _SHARED_LOCK:  # not there: the other session failed; this one computes it
+            if k not in _SHARED:
+                _PENDING[k] = threading.Event()
+            return k in _SHARED
+
+    def __getitem__(self, rk):
+        if dict.__contains__(self, rk) or (k := self._shared(rk)) is None:
+            return dict.__getitem__(self, rk)
+        return _SHARED[k]
+
+    def get(self, rk, default=None):  # a look-up that never claims the computation
+        if dict.__contains__(self, rk):
+            return dict.__getitem__(self, rk)
+        k = self._shared(rk)
+        return _SHARED.get(k, default) if k is not None else default
+
+    def __setitem__(self, rk, value) -> None:
+        if (k := self._shared(rk)) is None:
+            return dict.__setitem__(self, rk, value)
+        with _SHARED_LOCK:
+            _SHARED[k] = value
+            if (ev := _PENDING.pop(k, None)) is not None:
+                ev.set()
+
+
+def results(name: str) -> Results:
+    """This session's evaluation cache ``name`` (preset runs' entries shared, see Results)."""
+    return st.session_state.setdefault(name, Results(name))

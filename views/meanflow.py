@@ -34,6 +34,7 @@ from views.common import (
     exact_field,
     live_training,
     page_settings,
+    results,
     source_points,
     training_active,
     uploaded_points,
@@ -281,7 +282,7 @@ if state is not None and state.step > 0 and training_active(key):
                "finishes or is paused.")
 elif state is not None and state.step > 0:
     model = state.sampler_model.eval()
-    res = st.session_state.setdefault("mf_results", {})
+    res = results("mf_results")
     rk = (key, state.step)
     x0e = x0_all.to(dev)
     ref = (exact_field(cfg).sample_target(N_EVAL, torch.Generator().manual_seed(99))

@@ -37,6 +37,7 @@ from views.common import (
     exact_field,
     live_training,
     page_settings,
+    results,
     source_points,
     uploaded_points,
 )
@@ -331,7 +332,7 @@ def training_coupling(state, n: int = n_cross):
 
 def evaluate(key: str, state) -> dict:
     """Quality vs NFE (Euler) and path metrics of a run, cached per (run, step)."""
-    res = st.session_state.setdefault("rf_results", {})
+    res = results("rf_results")
     rk = (key, state.step)
     if rk not in res:
         model = state.sampler_model.eval()

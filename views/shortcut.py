@@ -29,6 +29,7 @@ from views.common import (
     exact_field,
     live_training,
     page_settings,
+    results,
     source_points,
     training_active,
     uploaded_points,
@@ -234,7 +235,7 @@ if training_active(key) and not state.done:
 
 # --- evaluation, cached per (run, step) ------------------------------------------------------
 model = state.sampler_model.eval()
-res = st.session_state.setdefault("sc_results", {})
+res = results("sc_results")
 x0_eval = source_points(cfg.source, N_EVAL, cfg.seed + 1, cfg.upload).to(dev)
 ref = exact_field(cfg).sample_target(N_EVAL, torch.Generator().manual_seed(99)).float().to(dev)
 

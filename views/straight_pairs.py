@@ -19,6 +19,7 @@ from views.common import (
     exact_field,
     live_training,
     page_settings,
+    results,
     source_points,
     uploaded_points,
 )
@@ -177,7 +178,7 @@ reproduce_box("straight_pairs", "sp_", run.to_json())
 
 if state is not None and state.step > 0:
     model = state.sampler_model.eval()
-    res = st.session_state.setdefault("sp_results", {})
+    res = results("sp_results")
     rk = (key, state.step)
     if rk not in res:
         x0e = x0_all[:2000].to(dev)

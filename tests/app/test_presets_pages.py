@@ -45,3 +45,18 @@ def test_other_settings_train_live():
     at.select_slider(key="sc_steps").set_value(500).run()
     assert any(b.label == "Train live" for b in at.button)
     assert not any(c.value.startswith("**Preset**") for c in at.caption)
+
+
+def test_sessions_share_preset_evaluations_but_not_their_runs():
+    one, two = open_page("meanflow"), open_page("meanflow")
+    assert dict.__len__(two.session_state["mf_results"]) == 0  # read from the shared store
+    metrics = [[(m.label, m.value) for m in at.metric] for at in (one, two)]
+    assert metrics[0] == metrics[1] and metrics[0]
+    key = next(k for k in one.session_state["runs"] if k.startswith("mf:"))
+    assert one.session_state["runs"][key] is not two.session_state["runs"][key]
+    next(b for b in one.button if b.label == "Retrain live").click().run()
+    live, other = one.session_state["runs"][key], two.session_state["runs"][key]
+    assert "preset" not in live.meta and other.meta["preset"] and other.done  # untouched
+    # the live run's evaluation is this session's own, never the shared preset entry
+    assert not any(k[0] == key and k[1] == live.step for k in dict.keys(
+        two.session_state["mf_results"]))
