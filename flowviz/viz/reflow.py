@@ -70,15 +70,16 @@ def crossing_fig(x0, x1, i: int, j: int, crossing: dict, title: str = "", n_line
     return fig
 
 
-def as_svg(fig: go.Figure) -> go.Figure:
+def as_svg(fig: go.Figure, max_points: int = 50_000) -> go.Figure:
     """The same figure drawn with SVG traces (Scattergl -> Scatter). Browsers keep about 16
     WebGL contexts per page and drop the oldest beyond that (those charts go blank), so a page
-    with many small 2-D charts of a few hundred points draws them as SVG."""
-    data = []
-    for t in fig.data:
-        if t.type == "scattergl":
-            d = t.to_plotly_json()
-            d.pop("type", None)
-            t = go.Scatter(d)
-        data.append(t)
-    return go.Figure(data=data, layout=fig.layout)
+    with many small 2-D charts of a few hundred points draws them as SVG. Figures with more than
+    ``max_points`` WebGL points are returned as they are (SVG would be slow)."""
+    data = [t.to_plotly_json() for t in fig.data]  # copies of each trace's properties
+    gl = [t for t in data if t.get("type") == "scattergl"]
+    if not gl or sum(len(t.get("x", ())) for t in gl) > max_points:
+        return fig
+    for t in gl:
+        t["type"] = "scatter"
+    # validated already: 5 ms instead of 50-150 ms per figure
+    return go.Figure({"data": data, "layout": fig.layout.to_plotly_json()}, _validate=False)
