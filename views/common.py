@@ -20,6 +20,7 @@ from flowviz import checkpoint, config, presets
 from flowviz.data import LABELS, SAMPLERS, PointsError, load_points
 from flowviz.experiment import UPLOAD, phases
 from flowviz.serve import MAX_RUNS, MAX_TRAININGS, TORCH_THREADS, TrainingSlots, evict_oldest
+from flowviz.viz.reflow import as_svg
 from views import present, url
 from views.present import enlarge, presenting
 from views.share import downloads
@@ -149,7 +150,8 @@ def chart(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> None
     of ``traj`` (T, N, 2)). The presenter view draws it larger and without the menu."""
     if presenting():
         enlarge(fig)
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
+    # SVG, not WebGL: a page keeps ~16 WebGL contexts and blanks its oldest charts beyond that
+    st.plotly_chart(as_svg(fig), key=key, config=PLOTLY_CONFIG)
     if not presenting():
         downloads(fig, key, traj, ts, arrays)
 
