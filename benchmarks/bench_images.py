@@ -188,7 +188,7 @@ def main(argv=None) -> int:
         try:
             state, step = project_loop(run, dev, images)
             measure(f"flowviz loop meanflow bf16 batch {b} frac_neq {frac}", step, b * CHUNK, 3, 1,
-                    rows, method="meanflow", batch=b, frac_neq=frac)
+                    rows, method="meanflow", batch_size=b, frac_neq=frac)
             del state, step
         except Exception as e:  # noqa: BLE001
             rows.append({"name": f"meanflow batch {b}", "error": f"{type(e).__name__}: {e}"})

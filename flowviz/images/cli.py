@@ -25,7 +25,7 @@ from ..config import ConfigError
 from ..device import pick_device
 from ..train import train_steps
 from .data import ImageDataError
-from .experiment import METHODS, NFES, ImageRun, build_image, generate, nfes, noise
+from .experiment import METHODS, NFES, ImageRun, build_image, generate, image_data, nfes, noise
 from .grid import save_png
 
 
@@ -104,6 +104,43 @@ def cmd_sample(a) -> int:
     return 0
 
 
+def cmd_classifier(a) -> int:
+    from .data import digits
+    from .frechet import ClassifierConfig, save_classifier, train_classifier
+
+    cfg = ClassifierConfig(size=a.size, steps=a.steps)
+    x, y = digits(a.size)
+    model, acc = train_classifier(x, y, cfg, pick_device(a.device))
+    p = save_classifier(a.out, model.cpu(), acc)
+    print(f"held-out accuracy {acc:.3f} on {cfg.n_test} digits; saved {p}")
+    return 0
+
+
+def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu") -> list[dict]:
+    """Each checkpoint's samples at every NFE it supports, judged by the classifier (frechet)."""
+    from .frechet import features_and_probs, load_classifier, quality
+
+    clf, _ = load_classifier(classifier, device)
+    rows = []
+    for path in paths:
+        run, state = load(path, device)
+        ref = features_and_probs(clf, image_data(run)[0])[0]
+        x0 = noise(run, n, seed, device)
+        for k in nfes(run):
+            q = quality(clf, generate(run, state.sampler_model, x0, k), ref)
+            rows.append({"checkpoint": str(path), "method": run.method, "nfe": k, **q})
+            print(f"{Path(path).name:28s} NFE {k:3d}  FD {q['fd']:8.3f}  confident "
+                  f"{q['confident']:.3f}  classes {q['n_classes']}", flush=True)
+    return rows
+
+
+def cmd_eval(a) -> int:
+    rows = evaluate(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def cmd_config(a) -> int:
     run = ImageRun(method=a.method, teacher="teacher.pt" if a.method in ("reflow", "distill")
                    else "")
@@ -133,6 +170,18 @@ def add_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="folder for the PNGs")
     s.add_argument("--device", default="auto")
+    k = isub.add_parser("classifier", help="train the digits classifier of the quality metric")
+    k.add_argument("--out", required=True)
+    k.add_argument("--size", type=int, default=16)
+    k.add_argument("--steps", type=int, default=1500)
+    k.add_argument("--device", default="auto")
+    e = isub.add_parser("eval", help="classifier-feature Fréchet distance and confidence vs NFE")
+    e.add_argument("checkpoints", nargs="+")
+    e.add_argument("--classifier", required=True)
+    e.add_argument("--n", type=int, default=1000)
+    e.add_argument("--seed", type=int, default=1)
+    e.add_argument("--json")
+    e.add_argument("--device", default="auto")
     c = isub.add_parser("config", help="print a default ImageRun JSON")
     c.add_argument("--method", default="fm", choices=METHODS)
 
@@ -142,7 +191,8 @@ def cmd_image(a) -> int:
         print("error: --out is required with --config", file=sys.stderr)
         return 2
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "config": cmd_config}[a.image_cmd](a)
+        return {"train": cmd_train, "sample": cmd_sample, "config": cmd_config,
+                "classifier": cmd_classifier, "eval": cmd_eval}[a.image_cmd](a)
     except (ImageDataError, ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
