@@ -15,6 +15,13 @@ FIXED = ("euler", "midpoint", "heun", "rk4")
 ADAPTIVE = ("dopri5", "bosh3", "adaptive_heun")
 METHODS = FIXED + ADAPTIVE
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+# One step of each fixed-step method as `_step` computes it, for display (LaTeX).
+LATEX = {
+    "euler": r"x_{k+1}=x_k+h\,v(x_k,t_k)",
+    "midpoint": r"x_{k+1}=x_k+h\,v\big(x_k+\tfrac h2 v(x_k,t_k),\,t_k+\tfrac h2\big)",
+    "heun": r"x_{k+1}=x_k+\tfrac h2\big(k_1+v(x_k+h k_1,\,t_k+h)\big),\ k_1=v(x_k,t_k)",
+    "rk4": r"x_{k+1}=x_k+\tfrac h6\,(k_1+2k_2+2k_3+k_4)",
+}
 
 
 @dataclass
