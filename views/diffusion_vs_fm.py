@@ -128,8 +128,11 @@ solver = c1.selectbox("Solver", list(SOLVERS), format_func=SOLVERS.get, index=3,
                       bind="query-params")
 nfe = c2.select_slider("NFE budget", [n for n in NFES if n >= fv.solvers.EVALS_PER_STEP[solver]],
                        8 if solver != "euler" else 4, key="dv_nfe", bind="query-params")
-cols = st.columns(2)
 steps = fv.solvers.steps_for_nfe(solver, nfe)
+c1.latex(fv.solvers.LATEX[solver])
+c2.latex(rf"h\approx\tfrac{{1}}{{{steps}}}\ (\text{{{steps} steps}}\times"
+         rf"{fv.solvers.EVALS_PER_STEP[solver]}\ \text{{evaluations}}={nfe}\ \text{{NFE}})")
+cols = st.columns(2)
 for col, k in zip(cols, KINDS, strict=True):
     s = fv.solve(fields[k], x0, solver, steps, t1=t_end[k])
     with col:
