@@ -20,6 +20,7 @@ import torch
 from . import data, viz
 from .analysis import coupling_metrics, field_on, grid, path_metrics
 from .exact import ExactField
+from .paths import PATHS
 
 LIM = 4.5
 
@@ -101,7 +102,41 @@ def straight_pairs(spec: FigureSpec, n_paths: int = 200) -> dict[str, Panel]:
     return panels | {"field": field, "exact-traj": paths}
 
 
-PAGES = {"straight_pairs": straight_pairs}
+ODES = {"vp": "Diffusion PF-ODE (VP)", "linear": "Flow matching (rectified flow)"}
+
+
+def ode_geometry(field, x0: torch.Tensor, t1: float, steps: int = 32) -> dict:
+    """Diffusion vs FM §1 (article §1.1-1.2): RK4 paths of one exact ODE from x0 up to t1, their
+    metrics, and the mean speed E‖v(x_t, t)‖ at each saved time ("speed": (ts, speeds))."""
+    pm = path_metrics(field, x0, steps=steps, t1=t1)
+    ts = pm["ts"]
+    speed = [float(field_on(field, pm["traj"][i], float(ts[i])).norm(dim=1).mean())
+             for i in range(len(ts))]
+    return pm | {"speed": (ts.numpy(), np.array(speed))}
+
+
+def ode_section(geo: dict, lim: float = LIM) -> dict[str, Panel]:
+    """The trajectories of each ODE ("vp", "linear") and their mean speed over time."""
+    out = {f"traj-{k}": Panel(viz.trajectories_fig(g["traj"], f"{ODES[k]}: exact trajectories",
+                                                   lim=lim), traj=g["traj"], ts=g["ts"])
+           for k, g in geo.items()}
+    speed = {ODES[k]: g["speed"] for k, g in geo.items()}
+    fig = viz.curves_fig(speed, "Mean speed ‖dx/dt‖ along the paths", "t", "mean ‖v(x_t, t)‖",
+                         logy=True, markers=False)
+    arrays = {f"{k}_{a}": v for k, (ts, sp) in zip(geo, speed.values(), strict=True)
+              for a, v in (("t", ts), ("speed", sp))}
+    return out | {"speed": Panel(fig, arrays)}
+
+
+def diffusion_vs_fm(spec: FigureSpec, n_paths: int = 150) -> dict[str, Panel]:
+    """The page's section 1 for ``spec``: both exact ODEs on the same data and noise."""
+    x1 = data.sample(spec.target, spec.n_data, spec.seed)[0]
+    x0 = data.sample("gaussian", 1000, spec.seed + 1)[0][:n_paths]
+    geo = {k: ode_geometry(ExactField(x1, PATHS[k], h=spec.h), x0, PATHS[k].t_max) for k in ODES}
+    return ode_section(geo)
+
+
+PAGES = {"straight_pairs": straight_pairs, "diffusion_vs_fm": diffusion_vs_fm}
 
 
 def write(spec: FigureSpec, out: str | Path, formats=("png", "svg", "csv")) -> list[Path]:

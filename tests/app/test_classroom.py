@@ -95,3 +95,17 @@ def test_downloads_offer_every_format():
     assert "GIF" in labels and "NPZ" in labels  # the exact trajectories
     assert all(b.proto.deferred_file_id for b in at.get("download_button")
                if not b.proto.disabled)  # bytes are made on click, not at render
+
+
+def test_cli_draws_the_page_figures():
+    """`python -m flowviz figure diffusion_vs_fm` computes the same paths as the page."""
+    from flowviz.reproduce import FigureSpec, diffusion_vs_fm
+
+    at = _app("diffusion_vs_fm", target="rings", seed="2")
+    page = [json.loads(c) for c in charts(at)][:3]  # traj-vp, traj-linear, speed
+    cli = diffusion_vs_fm(FigureSpec("diffusion_vs_fm", "rings", 2))
+    for spec, name in zip(page, ("traj-vp", "traj-linear", "speed"), strict=True):
+        ours = cli[name].fig
+        assert spec["layout"]["title"]["text"] == ours.layout.title.text
+        for a, b in zip(spec["data"], ours.data, strict=True):
+            np.testing.assert_allclose(values(a["y"]), np.asarray(b.y, dtype=float), atol=1e-6)

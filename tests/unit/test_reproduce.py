@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -54,3 +55,16 @@ def test_command_round_trips_through_the_parser(tmp_path):
     argv = spec.command(str(tmp_path)).split()[3:] + ["--formats", "csv"]
     assert main(argv) == 0
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(spec.to_json())
+
+
+def test_ode_speed_at_t0_is_the_closed_form():
+    """At t = 0 the exact rectified-flow field is v*(x, 0) = E[x1] - x, so the mean speed of the
+    first saved time is mean ‖mean(y) - x0‖ (article §2)."""
+    from flowviz.exact import ExactField
+    from flowviz.reproduce import ode_geometry
+
+    y = data.sample("moons", 300, 0)[0]
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(4))
+    ts, speed = ode_geometry(ExactField(y, h=0.05), x0, 1.0, steps=8)["speed"]
+    assert ts[0] == 0 and speed[0] == pytest.approx(
+        float((y.double().mean(0) - x0.double()).norm(dim=1).mean()), rel=1e-5)
