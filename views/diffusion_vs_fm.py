@@ -9,15 +9,16 @@ import numpy as np
 import streamlit as st
 
 import flowviz as fv
-from flowviz.analysis import NFES, adaptive_point, field_on, path_metrics, quality_vs_nfe
+from flowviz.analysis import NFES, adaptive_point, quality_vs_nfe
 from flowviz.metrics import rms_error
 from flowviz.paths import PATHS
+from flowviz.reproduce import ODES, ode_geometry, ode_section
 from views.common import chart, exact_field, page_settings, source_points
 from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, N_PATHS, N_EVAL, N_ERR = 4.5, 150, 1000, 256
-KINDS = {"vp": "Diffusion PF-ODE (VP)", "linear": "Flow matching (rectified flow)"}
+KINDS = ODES  # "vp", "linear" -> names
 SOLVERS = {"euler": "Euler", "midpoint": "Midpoint", "heun": "Heun", "rk4": "RK4"}
 TOLS = (1e-1, 1e-2, 1e-3, 1e-4)
 
@@ -71,34 +72,24 @@ def adaptive(cfg):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def geometry(cfg):
-    out = {}
-    for k in KINDS:
-        pm = path_metrics(fields[k], x0[:N_PATHS], steps=32, t1=t_end[k])
-        ts = pm["ts"]
-        speed = [float(field_on(fields[k], pm["traj"][i], float(ts[i])).norm(dim=1).mean())
-                 for i in range(len(ts))]
-        out[k] = pm | {"speed": (ts.numpy(), np.array(speed))}
-    return out
+def geometry(cfg):  # also `python -m flowviz figure diffusion_vs_fm`
+    return {k: ode_geometry(fields[k], x0[:N_PATHS], t_end[k]) for k in KINDS}
 
 
 # --- 1. Trajectories ---------------------------------------------------------------------------
 st.header("1 · Where the two ODEs go")
 geo = geometry(cfg)
+panels = ode_section(geo, LIM)
 cols = st.columns(2)
 for col, k in zip(cols, KINDS, strict=True):
     with col:
-        chart(fv.viz.trajectories_fig(geo[k]["traj"], f"{KINDS[k]}: exact trajectories",
-                                      lim=LIM), f"traj-{k}", traj=geo[k]["traj"],
-              ts=geo[k]["ts"])
+        p = panels[f"traj-{k}"]
+        chart(p.fig, f"traj-{k}", traj=p.traj, ts=p.ts)
         m1, m2, m3 = st.columns(3)
         m1.metric("Straightness S", f"{geo[k]['straightness']:.3f}")
         m2.metric("Turning angle", f"{np.degrees(geo[k]['curvature']):.0f}°")
         m3.metric("Transport cost", f"{geo[k]['transport_cost']:.2f}")
-speed = {KINDS[k]: geo[k]["speed"] for k in KINDS}
-fig = fv.viz.curves_fig(speed, "Mean speed ‖dx/dt‖ along the paths", "t", "mean ‖v(x_t, t)‖",
-                        logy=True, markers=False)
-chart(fig, "speed")
+chart(panels["speed"].fig, "speed", arrays=panels["speed"].arrays)
 st.caption("A uniform-step solver spends the same Δt everywhere. The diffusion ODE barely moves "
            "for most of the time and then rushes at the end, where its field changes fastest; "
            "the flow-matching ODE moves at a steadier pace.")
