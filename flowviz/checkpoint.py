@@ -18,12 +18,13 @@ import torch
 from .config import ConfigError
 from .experiment import FMRun, MeanFlowRun, ReflowRun, ShortcutRun, phases
 from .images.experiment import ImageRun, build_image
-from .methods.reflow import PairPhase
+from .methods.instaflow import InstaFlowRun
+from .methods.reflow import PairGeneration, PairPhase
 from .train import TrainState
 
 FORMAT = "flowviz-checkpoint/2"
 KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow": ReflowRun,
-         "image": ImageRun}
+         "image": ImageRun, "instaflow": InstaFlowRun}
 MAX_BYTES = 50 * 2**20  # an upload larger than this is refused before it is read
 MAX_JSON_BYTES = 64 * 2**10
 
@@ -45,11 +46,17 @@ def _train_dict(s: TrainState, resumable: bool) -> dict:
             "history": s.history}
 
 
-def _pairs_dict(p: PairPhase) -> dict:
-    if not p.done:
+def _gen_dict(g: PairGeneration) -> dict:
+    if not g.done:
         raise ValueError("save a pair phase once it is finished")
-    return {name: None if g is None else {"out": torch.cat(g.out), "nfe": g.nfe,
-                                          "seconds": g.seconds}
+    return {"out": torch.cat(g.out), "nfe": g.nfe, "seconds": g.seconds,
+            "chunk_nfe": list(g.chunk_nfe)}
+
+
+def _pairs_dict(p: PairPhase | PairGeneration) -> dict:
+    if isinstance(p, PairGeneration):  # one solve job (e.g. InstaFlow's triples)
+        return {"forward": _gen_dict(p), "backward": None}
+    return {name: None if g is None else _gen_dict(g)
             for name, g in (("forward", p.forward), ("backward", p.backward))}
 
 
@@ -61,7 +68,8 @@ def save(path: str | Path, state, run, resumable: bool = True) -> Path:
     done = state if isinstance(state, dict) else {"run": state}
     out = {}
     for name, s in done.items():
-        out[name] = _pairs_dict(s) if isinstance(s, PairPhase) else _train_dict(s, resumable)
+        out[name] = _pairs_dict(s) if isinstance(s, PairPhase | PairGeneration) else \
+            _train_dict(s, resumable)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": FORMAT, "kind": kind_of(run), "config": dataclasses.asdict(run),
@@ -136,11 +144,13 @@ def _phases(run, device, uploaded):
 
 
 def _restore(s, d: dict, device):
-    if isinstance(s, PairPhase):
-        for g, name in ((s.forward, "forward"), (s.backward, "backward")):
+    if isinstance(s, PairPhase | PairGeneration):
+        jobs = (s.forward, s.backward) if isinstance(s, PairPhase) else (s, None)
+        for g, name in zip(jobs, ("forward", "backward"), strict=True):
             if g is not None:
                 g.out, g.nfe, g.seconds = [d[name]["out"].to(device)], d[name]["nfe"], \
                     d[name]["seconds"]
+                g.chunk_nfe = list(d[name].get("chunk_nfe", [g.nfe]))
                 if g.out[0].shape != g.x.shape:
                     raise CheckpointError(f"Checkpoint does not match its config: {name} pairs "
                                           f"of shape {tuple(g.out[0].shape)}, expected "

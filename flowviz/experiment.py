@@ -15,6 +15,7 @@ import torch
 from .config import from_dict
 from .data import COUPLINGS, MAX_POINTS, SAMPLERS, points_sampler, sample
 from .methods.fm import fm_objective
+from .methods.instaflow import InstaFlowPipeline, InstaFlowRun
 from .methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
 from .methods.reflow import LOSSES, T_DISTS, ReflowConfig, pair_phase, reflow_state
 from .methods.shortcut import ShortcutConfig, ShortcutObjective
@@ -257,6 +258,8 @@ def phases(run, device="cpu", uploaded: torch.Tensor | None = None) -> dict:
     """A run as ordered phases ``name -> build(done)``, ``done`` holding the finished earlier
     phases: "run" for FM, Shortcut and MeanFlow; "rf1", "pairs2", "rf2", ... for ReFlow. The
     CLI trains them in order, flowviz.checkpoint saves and restores them."""
+    if isinstance(run, InstaFlowRun):  # teacher, triples, 2-RF, endpoints, two students
+        return InstaFlowPipeline(run, torch.device(device)).builds
     if not isinstance(run, ReflowRun):
         build = {FMRun: build_fm, ShortcutRun: build_shortcut, MeanFlowRun: build_meanflow}
         return {"run": lambda done: build[type(run)](run, device, uploaded)}
@@ -276,7 +279,10 @@ def phases(run, device="cpu", uploaded: torch.Tensor | None = None) -> dict:
 
 def phase_ids(run) -> dict:
     """What a page knows when it reaches each phase (the key it looks a preset up by): the
-    run, or for ReFlow the 1-RF's run, then (phase name, 1-RF run, pair or round settings)."""
+    run, or for ReFlow the 1-RF's run, then (phase name, 1-RF run, pair or round settings);
+    for InstaFlow (phase name, run)."""
+    if isinstance(run, InstaFlowRun):
+        return {p: (p, run) for p in InstaFlowPipeline(run, "cpu").builds}
     if not isinstance(run, ReflowRun):
         return {"run": run}
     ids = {"rf1": run.base}

@@ -23,8 +23,8 @@ from . import checkpoint, metrics, solvers
 from .config import ConfigError
 from .experiment import ReflowRun, data_samplers, phase_ids, phases
 from .methods import meanflow, shortcut
-from .methods.reflow import PairPhase
-from .train import train_steps
+from .methods.instaflow import InstaFlowPipeline, InstaFlowRun, per_condition_quality
+from .train import TrainState, train_steps
 
 DIR = Path(__file__).resolve().parents[1] / "assets" / "presets"
 
@@ -106,7 +106,7 @@ def train(preset: Preset, device="cpu", chunk: int = 500, log=print) -> dict:
     for name, build in phases(preset.run, device).items():
         s, t0 = build(done), time.perf_counter()
         while not s.done:
-            s.advance(4) if isinstance(s, PairPhase) else train_steps(s, chunk)
+            train_steps(s, chunk) if isinstance(s, TrainState) else s.advance(4)
         if getattr(s, "status", "") == "nan":
             raise RuntimeError(f"{preset.name}/{name}: {s.message}")
         log(f"{preset.name}/{name}: {time.perf_counter() - t0:.1f} s")
@@ -131,13 +131,24 @@ def quality(preset: Preset, done: dict, seed: int = 12345) -> list[dict]:
     """Each claim of the preset, measured: energy distance of N_EVAL generated samples to
     N_EVAL fresh samples of the training distribution (new noise and data draws); ``ok`` says
     whether the claim holds."""
-    run = preset.run.base if isinstance(preset.run, ReflowRun) else preset.run
-    sample_x0, sample_x1 = data_samplers(run)
-    g = torch.Generator().manual_seed(seed)
-    x0, ref = sample_x0(N_EVAL, g)[0], sample_x1(N_EVAL, g)[0]
+    if isinstance(preset.run, InstaFlowRun):  # mean over conditions of each part's distance
+        pipe = InstaFlowPipeline(preset.run, torch.device("cpu"))
+        pipe.jobs = done
+
+        def measure(p, n):
+            q = per_condition_quality(pipe, p, n, N_EVAL // 2, seed)
+            return sum(q) / len(q)
+    else:
+        run = preset.run.base if isinstance(preset.run, ReflowRun) else preset.run
+        sample_x0, sample_x1 = data_samplers(run)
+        g = torch.Generator().manual_seed(seed)
+        x0, ref = sample_x0(N_EVAL, g)[0], sample_x1(N_EVAL, g)[0]
+
+        def measure(p, n):
+            return metrics.energy_distance(generate(preset, done[p], x0, n), ref)
     out = []
     for p, n, op, b in preset.quality:
-        ed = metrics.energy_distance(generate(preset, done[p], x0, n), ref)
+        ed = measure(p, n)
         out.append({"phase": p, "steps": n, "ed": ed, "claim": f"{op} {b:g}",
                     "ok": ed <= b if op == "<=" else ed >= b})
     return out

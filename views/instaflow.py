@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 import flowviz as fv
+from flowviz import presets
 from flowviz.methods.instaflow import (
     CONDITIONS,
     FIXES,
@@ -29,7 +30,7 @@ from flowviz.methods.reflow import LOSSES
 from flowviz.paths import VPPath
 from flowviz.solvers import FIXED
 from flowviz.viz.instaflow import conditioned_paths_fig, latency_fig, per_condition_fig
-from views.common import chart, device, live_training, page_settings
+from views.common import chart, device, live_training, page_settings, results
 from views.teach import notice, predict
 
 LIM, N_SHOW, N_EVAL = 4.5, 300, 1000
@@ -71,10 +72,31 @@ def teacher_paths(pipe: InstaFlowPipeline, n: int = 120) -> dict:
     return out
 
 
+@st.cache_resource(show_spinner="Loading the preset…", max_entries=4)
+def preset_jobs(name: str, dev: str) -> dict:
+    """A preset pipeline's finished phases (read-only, shared by every session)."""
+    return presets.load(presets.specs()[name], dev)
+
+
+def open_preset(key: str, run: InstaFlowRun, label: str) -> None:
+    """Put the preset pipeline with exactly this config into runs[key], if there is one."""
+    runs = st.session_state.setdefault("runs", {})
+    if key in runs or not presets.enabled() or st.session_state.get(f"live:{key}"):
+        return
+    hit = presets.find(("student from teacher", run))
+    if hit is None:
+        return
+    pipe = InstaFlowPipeline(run, dev)
+    pipe.jobs, pipe.status = dict(preset_jobs(hit[0].name, str(dev))), "done"
+    pipe.meta.update(preset=hit[0].name, label=label, run=run)
+    runs[key] = pipe
+
+
 def evaluate(key: str, pipe: InstaFlowPipeline) -> dict:
-    """Per-condition quality, couplings and latency of a finished pipeline (once per run)."""
-    res = st.session_state.setdefault("if_results", {})
-    if key not in res:
+    """Per-condition quality, couplings and latency of a finished pipeline (once per run; a
+    preset's once per server)."""
+    res, rk = results("if_results"), (key, "done")
+    if rk not in res:
         r = pipe.run
         steps = {"teacher": r.teacher_steps}
         q = {s: per_condition_quality(pipe, s, steps.get(s, 1), N_EVAL, r.seed) for s in STAGES}
@@ -88,8 +110,8 @@ def evaluate(key: str, pipe: InstaFlowPipeline) -> dict:
             ed = q[who] if m == steps.get(who, 1) else per_condition_quality(
                 pipe, who, m, N_EVAL, r.seed)
             rows.append((label, 1000 * latency(pipe, who, m), sum(ed) / len(ed)))
-        res[key] = {"q": q, "fidelity": fid, "latency": rows, "coupling": coupling_report(pipe)}
-    return res[key]
+        res[rk] = {"q": q, "fidelity": fid, "latency": rows, "coupling": coupling_report(pipe)}
+    return res[rk]
 
 
 def mean(v) -> float:
@@ -169,6 +191,7 @@ key = f"if:{hash((run, str(dev)))}"
 label = (f"{TEACHER_NAMES[teacher].split(' (')[0]} · w={w:g} · {t_steps} {solver} steps · "
          + (f"{names[rare]} at {100 * share:g} % · {FIX_NAMES[run.fix]}" if rare >= 0
             else "balanced prompts"))
+open_preset(key, run, label)
 pipe = live_training(key, lambda: InstaFlowPipeline(run, dev), chunk=1,
                      meta={"label": label, "run": run}, advance=lambda s, n: s.advance(),
                      progress=lambda s: s.progress(), start="Run the pipeline")
@@ -265,14 +288,15 @@ if pipe is not None and pipe.done and pipe.status != "nan":
             "the table above shows how curved and costly each map is here.", "§4.3")
 
 # --- 4. Runs so far ------------------------------------------------------------------------------
+evaluated = results("if_results")
 done = {k: s for k, s in st.session_state.get("runs", {}).items()
         if k.startswith("if:") and s.done and s.status != "nan"
-        and k in st.session_state.get("if_results", {})}
+        and evaluated.get((k, "done")) is not None}
 if len(done) > 1:
     st.header("4 · Every finished run")
     rows = []
     for k, s in done.items():
-        q = st.session_state["if_results"][k]["q"]
+        q = evaluated.get((k, "done"))["q"]
         r = s.run
         rows.append({"run": s.meta["label"], "target": r.target,
                      "student from 2-RF": mean(q["student from 2-RF"]),

@@ -160,6 +160,7 @@ class PairGeneration:
     nfe: int = 0
     seconds: float = 0.0
     chunk_nfe: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # free-form labels (UI, presets)
 
     @property
     def n_done(self) -> int:

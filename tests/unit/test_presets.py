@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from flowviz import checkpoint, presets
-from flowviz.experiment import phases
-from flowviz.methods.reflow import PairPhase
+from flowviz.experiment import phase_ids, phases
+from flowviz.train import TrainState
 
 SPECS = presets.specs()
 MB = 2**20
@@ -35,9 +35,9 @@ def test_preset_loads_with_weights_only_and_matches_its_config(name, monkeypatch
     assert list(done) == list(phases(p.run))  # every phase, in order
     for s in done.values():
         assert s.done and s.meta["preset"] == name
-        if not isinstance(s, PairPhase):
+        if isinstance(s, TrainState):
             assert s.step == s.cfg.steps and s.history
-    assert presets.find(p.run if p.kind != "reflow" else p.run.base)[0].name == name
+    assert presets.find(next(iter(phase_ids(p.run).values())))[0].name == name
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
