@@ -103,8 +103,8 @@ predict("dv-speed", "Both ODEs take 150 noise samples to the same data. Which on
         "of the work?", list(KINDS.values()) + ["About the same"],
         "About the same" if max(ratio.values()) < 1.5 * min(ratio.values())
         else KINDS["vp"] if ratio["vp"] < ratio["linear"] else KINDS["linear"],
-        f"Measured on {N_PATHS} paths: the fastest moment of a path is {ratio['vp']:.0f}× its "
-        f"slowest for the diffusion PF-ODE and {ratio['linear']:.1f}× for flow matching, so a "
+        f"Measured on {N_PATHS} paths: their mean speed at its fastest is {ratio['vp']:.0f}× "
+        f"its slowest for the diffusion PF-ODE and {ratio['linear']:.1f}× for flow matching, so a "
         "uniform-step solver wastes most of diffusion's budget where nothing happens and then "
         "under-resolves the rush at the end. The shapes differ less on this 2-D toy (turning "
         f"angle {np.degrees(geo['vp']['curvature']):.0f}° vs "
