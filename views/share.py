@@ -53,10 +53,12 @@ def downloads(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> 
                                   help="The samples flowing along the ODE, one frame per step")
 
 
-def reproduce_box(page: str, prefix: str, run_json: str | None = None) -> None:
+def reproduce_box(page: str, prefix: str, runs: dict[str, str] | None = None,
+                  fm: bool = False) -> None:
     """"Reproduce this": the page's settings (sidebar + its ``prefix``-keyed widgets) as JSON,
-    the link that reopens the view, the command line that draws the same figures and, given
-    ``run_json`` (an FMRun), the one that trains that run."""
+    the link that reopens the view, the command line that draws the same figures, and the
+    configs of its training runs (``runs``: label -> JSON); ``fm``: the first is an FMRun,
+    which ``python -m flowviz train --config`` trains."""
     from urllib.parse import urlencode
 
     from flowviz.reproduce import PAGES, FigureSpec
@@ -81,7 +83,8 @@ def reproduce_box(page: str, prefix: str, run_json: str | None = None) -> None:
                               float(widgets.get(f"{prefix}t", FigureSpec.t)))
             st.markdown("**The same figures, headless** (PNG, SVG and CSV into `figures/`):")
             st.code(spec.command(), language="bash")
-        if run_json:
-            st.markdown("**The training run**: save this as `run.json`, then "
-                        "`python -m flowviz train --config run.json --out run.pt`")
-            st.code(run_json, language="json")
+        for i, (label, text) in enumerate((runs or {}).items()):
+            st.markdown(f"**{label}**" + (": save it as `run.json`, then `python -m flowviz "
+                                          "train --config run.json --out run.pt`"
+                                          if fm and i == 0 else ""))
+            st.code(text, language="json")
