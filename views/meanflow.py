@@ -217,7 +217,6 @@ else:
             "u*(x0, 0, 1) = x1 − x0 along the flow is the whole displacement: x0 + u* is the "
             "flow's end by definition. MeanFlow learns u so the sampler can take that jump.",
             "§6")
-reproduce_box("meanflow", "mf_")
 
 # --- 2. Train live -----------------------------------------------------------------------------
 st.header("2 · Train u_θ(x, t, r) live")
@@ -274,8 +273,7 @@ state = live_training(key, lambda: build_meanflow(run, dev, uploaded_points()), 
                       loss_keys=("mse_fm", "mse_mean"), monitor=monitor, preset=run)
 st.caption("Loss parts: mse_fm = ‖u_θ − v‖² on rows with r = t (flow matching), mse_mean = "
            "‖u_θ − u_tgt‖² on rows with r > t (the identity), both before the adaptive weight.")
-with st.expander("This run's config (JSON)"):
-    st.code(run.to_json(), language="json")
+reproduce_box("meanflow", "mf_", {"This run's config": run.to_json()})
 
 if state is not None and state.step > 0 and training_active(key):
     st.caption("The samples, quality-vs-NFE curves and the identity check appear when training "

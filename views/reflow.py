@@ -8,6 +8,7 @@ noise; and minibatch OT as the alternative straightener.
 """
 
 import dataclasses
+import json
 
 import numpy as np
 import streamlit as st
@@ -546,8 +547,8 @@ else:
     st_ot = live_training(k_ot, lambda: fv.build_fm(fm_run("ot"), dev, uploaded_points()),
                           meta=rf1_meta("ot"), start="Train the OT 1-RF", preset=fm_run("ot"))
     status_line("1-RF with minibatch-OT pairs (same settings as phase 1)", st_ot, slot=slot)
-with st.expander("This pipeline's configs"):
-    st.code(fm_run(coupling).to_json(), language="json")
-    st.code(str(dataclasses.asdict(rcfg)), language="python")
 st.caption(f"Source: {NAMES[cfg.source]} · target: {NAMES[cfg.target]} · device: {dev}")
-reproduce_box("reflow", "rf_", fm_run(coupling).to_json())
+reproduce_box("reflow", "rf_", {"The 1-RF's config": fm_run(coupling).to_json(),
+                                "The 2-RF's training (ReflowConfig)":
+                                json.dumps(dataclasses.asdict(rcfg), indent=2, default=str)},
+              fm=True)

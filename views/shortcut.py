@@ -216,9 +216,7 @@ state = live_training(key, lambda: fv.build_shortcut(run, dev, uploaded_points()
 st.caption("Loss parts: **L_FM**, flow matching of s(·, ·, 0) on (1 − share) of each batch; "
            "**L_SC**, self-consistency ‖s(x_t, t, 2d) − s_tgt‖² on the rest; the total is "
            "their batch-weighted mean.")
-with st.expander("This run's config (JSON)"):
-    st.code(run.to_json(), language="json")
-reproduce_box("shortcut", "sc_")
+reproduce_box("shortcut", "sc_", {"This run's config": run.to_json()})
 
 if state is None or state.step == 0:
     st.info("**Press Train live** to train s(x, t, d) on this data (a few thousand steps; the "

@@ -174,7 +174,7 @@ data_key = (cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload)
 label = {"independent": "1-RF, independent", "ot": "1-RF, minibatch OT"}[coupling]
 state = live_training(key, lambda: fv.build_fm(run, dev, uploaded_points()),
                       meta={"label": f"{label}, w{hidden}", "data": data_key}, preset=run)
-reproduce_box("straight_pairs", "sp_", run.to_json())
+reproduce_box("straight_pairs", "sp_", {"This run's config": run.to_json()}, fm=True)
 
 if state is not None and state.step > 0:
     model = state.sampler_model.eval()
