@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     p.add_argument("--warm", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="tiny network and batch (CPU check)")
     p.add_argument("--skip-compile", action="store_true")
+    p.add_argument("--only-memory", action="store_true", help="only the MeanFlow memory rows")
     p.add_argument("--out")
     a = p.parse_args(argv)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,6 +140,12 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     info = {"device": gpu, "torch": torch.__version__, "batch": batch}
     # --- the two networks under the same plain fp32 loop --------------------------------------
+    optim = OptimConfig(steps=10**9, lr=2e-4, warmup=0)
+    base = ImageRun(data="cifar10", root="(synthetic)", size=32, batch=batch, model=cfg,
+                    optim=optim)
+    if a.only_memory:
+        meanflow_memory(base, dev, images, rows)
+        return finish(a, info, rows)
     ours = TimeUNet(cfg).to(dev)
     info["ours_params"] = n_params(ours)
     measure("ours: plain loop fp32", plain_loop(ours, batch, dev), batch, a.steps, a.warm, rows)
@@ -158,9 +165,6 @@ def main(argv=None) -> int:
         info["peer"] = str(e)
         print(f"peer skipped: {e}")
     # --- the project's loop: every method, precision and compile --------------------------------
-    optim = OptimConfig(steps=10**9, lr=2e-4, warmup=0)
-    base = ImageRun(data="cifar10", root="(synthetic)", size=32, batch=batch, model=cfg,
-                    optim=optim)
     variants = [("fm", "fp32", False, False), ("fm", "bf16", True, False),
                 ("shortcut", "fp32", False, False), ("shortcut", "bf16", True, False),
                 ("meanflow", "fp32", False, False), ("meanflow", "bf16", True, False)]
@@ -180,18 +184,30 @@ def main(argv=None) -> int:
         measure(name, step, batch * CHUNK, max(3, a.steps // CHUNK), 1 + (2 if comp else 0), rows,
                 method=method, precision=prec, compile=comp)
         del state, step
-    # --- MeanFlow memory at batch 512 (and every row with r != t) ------------------------------
-    for b, frac in ((512, 0.25), (128, 1.0)):
-        run = dataclasses.replace(base, method="meanflow", precision="bf16", channels_last=True,
-                                  batch=b, meanflow=dataclasses.replace(base.meanflow,
-                                                                        frac_neq=frac))
+    meanflow_memory(base, dev, images, rows)
+    return finish(a, info, rows)
+
+
+def meanflow_memory(base: ImageRun, dev, images, rows) -> None:
+    """MeanFlow at batch 512 (the paper's 25 % of rows with r != t) and with every row r != t."""
+    for b, frac, prec in ((512, 0.25, "fp32"), (512, 0.25, "bf16"), (128, 1.0, "fp32"),
+                          (512, 1.0, "bf16")):
+        run = dataclasses.replace(base, method="meanflow", precision=prec, batch=b,
+                                  meanflow=dataclasses.replace(base.meanflow, frac_neq=frac))
+        name = f"flowviz loop meanflow {prec} batch {b} frac_neq {frac}"
         try:
             state, step = project_loop(run, dev, images)
-            measure(f"flowviz loop meanflow bf16 batch {b} frac_neq {frac}", step, b * CHUNK, 3, 1,
-                    rows, method="meanflow", batch_size=b, frac_neq=frac)
+            measure(name, step, b * CHUNK, 3, 1, rows, method="meanflow", batch_size=b,
+                    frac_neq=frac, precision=prec)
             del state, step
         except Exception as e:  # noqa: BLE001
-            rows.append({"name": f"meanflow batch {b}", "error": f"{type(e).__name__}: {e}"})
+            rows.append({"name": name, "error": f"{type(e).__name__}: {str(e)[:200]}"})
+            print(name, rows[-1]["error"])
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def finish(a, info, rows) -> int:
     if a.out:
         Path(a.out).write_text(json.dumps({"info": info, "rows": rows}, indent=1))
     print(json.dumps(info))

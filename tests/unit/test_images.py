@@ -1,0 +1,202 @@
+"""Images (issue 7): the U-Net under every method, CIFAR-format data, checkpoints, the CLI and
+the classifier-feature Fréchet distance. Everything tiny: 8x8 digits, 8-channel U-Nets."""
+
+import dataclasses
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from flowviz import checkpoint
+from flowviz.cli import main
+from flowviz.images import data as imdata
+from flowviz.images.experiment import ImageRun, build_image, generate, noise
+from flowviz.images.frechet import frechet_distance
+from flowviz.images.grid import to_grid
+from flowviz.models import TimeUNet, UNetConfig
+from flowviz.models.unet import set_precision
+from flowviz.train import OptimConfig, train_steps
+
+TINY = UNetConfig(size=8, base=8, mults=(1, 2), groups=4, emb=16)
+OPT = OptimConfig(steps=3, lr=1e-3, warmup=1)
+RUN = ImageRun(size=8, batch=8, model=TINY, optim=OPT)
+
+
+def test_unet_signature_and_jvp_match_finite_differences(seed):
+    net = TimeUNet(dataclasses.replace(TINY, n_scalars=2, n_classes=10, attn=(8,))).double()
+    for p in net.parameters():  # zero-initialised output layers would make the check trivial
+        p.data.normal_(0, 0.3)
+    x, t, r = torch.randn(3, 1, 8, 8).double(), torch.rand(3).double(), torch.rand(3).double()
+    assert net(x, t, r).shape == x.shape
+    assert not torch.equal(net(x, t, r, label=torch.tensor([1, 2, 3])), net(x, t, r))
+    with pytest.raises(ValueError, match="scalar conditions"):
+        net(x, t)
+    vx = torch.randn_like(x)
+    _, d = torch.func.jvp(lambda x, t: net(x, t, r), (x, t), (vx, torch.ones_like(t)))
+    e = 1e-6
+    fd = (net(x + e * vx, t + e, r) - net(x - e * vx, t - e, r)) / (2 * e)
+    assert float((d - fd).norm() / fd.norm()) < 1e-6
+
+
+def test_bf16_compute_keeps_fp32_weights_and_output(seed):
+    net = set_precision(TimeUNet(TINY), torch.bfloat16)
+    x = torch.randn(2, 1, 8, 8)
+    out = net(x, torch.rand(2))
+    assert out.dtype == torch.float32 and all(p.dtype == torch.float32 for p in net.parameters())
+
+
+@pytest.mark.parametrize("method", ["fm", "shortcut", "meanflow"])
+def test_every_method_trains_on_tiny_images(method, seed):
+    run = dataclasses.replace(RUN, method=method)
+    state = build_image(run)
+    train_steps(state, 3, log_every=1)
+    assert state.step == 3 and state.status == "done"
+    assert all(np.isfinite(h["loss"]) for h in state.history)
+    x = generate(run, state.sampler_model, noise(run, 4), 2)
+    assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()
+
+
+def test_reflow_and_distill_train_from_a_teacher(seed):
+    teacher = build_image(RUN)
+    train_steps(teacher, 3)
+    pairs = dataclasses.replace(RUN.reflow, n_pairs=16, solver="euler", steps=2, chunk=8)
+    for method in ("reflow", "distill"):
+        run = dataclasses.replace(RUN, method=method, teacher="t.pt", reflow=pairs)
+        state = build_image(run, teacher=teacher.sampler_model)
+        # starts from the teacher's weights (Lee et al.; InstaFlow)
+        for a, b in zip(state.model.parameters(), teacher.sampler_model.parameters(),
+                        strict=True):
+            assert torch.equal(a, b)
+        train_steps(state, 3)
+        assert state.status == "done" and state.objective.objective is not None
+    assert generate(run, state.sampler_model, noise(run, 3), 1).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match="one-step"):
+        generate(run, state.sampler_model, noise(run, 3), 2)
+
+
+def _cifar(folder, n=6, seed=0):
+    """A tiny archive in the official python format: data_batch_1..5 and test_batch."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in (*imdata.CIFAR_TRAIN, imdata.CIFAR_TEST):
+        x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        y = rng.integers(0, 10, n)
+        imdata.write_cifar_batch(folder / imdata.CIFAR_DIR / name, x, y)
+        out[name] = (x, y)
+    return out
+
+
+def test_cifar_archive_loads_exactly_and_trains(tmp_path, seed):
+    written = _cifar(tmp_path)
+    x, y = imdata.load_cifar(tmp_path)
+    want = np.concatenate([written[n][0] for n in imdata.CIFAR_TRAIN])
+    assert x.shape == (30, 3, 32, 32)
+    assert torch.allclose(x, torch.from_numpy(want.astype(np.float32) / 127.5 - 1))
+    assert y.tolist() == np.concatenate([written[n][1] for n in imdata.CIFAR_TRAIN]).tolist()
+    xt, _ = imdata.load_cifar(tmp_path / imdata.CIFAR_DIR, train=False)
+    assert len(xt) == 6
+    cfg = dataclasses.replace(TINY, channels=3, size=32)
+    for method in ("fm", "meanflow"):
+        run = ImageRun(method=method, data="cifar10", root=str(tmp_path), size=32, batch=4,
+                       model=cfg, optim=OPT)
+        state = build_image(run)
+        train_steps(state, 2)
+        assert state.step == 2 and state.status != "nan"
+
+
+def test_bad_cifar_folder_or_file_gives_a_clear_message(tmp_path):
+    with pytest.raises(imdata.ImageDataError, match="No CIFAR-10 python batches"):
+        imdata.load_cifar(tmp_path)
+    d = tmp_path / imdata.CIFAR_DIR
+    d.mkdir()
+    (d / "test_batch").write_bytes(b"not a pickle at all")
+    with pytest.raises(imdata.ImageDataError, match="lacks data_batch_1"):
+        imdata.load_cifar(tmp_path)
+    with pytest.raises(imdata.ImageDataError, match="not a CIFAR-10 python batch"):
+        imdata.load_cifar(tmp_path, train=False)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (pytest.fail, ("the unpickler ran code from the file",))
+
+
+def test_cifar_reader_refuses_code_in_a_pickle(tmp_path):
+    d = tmp_path / imdata.CIFAR_DIR
+    d.mkdir()
+    (d / "test_batch").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": [0]}))
+    with pytest.raises(imdata.ImageDataError, match="refused"):
+        imdata.load_cifar(tmp_path, train=False)
+
+
+def test_digits_are_scaled_and_upsampled():
+    x8, y = imdata.digits(8)
+    x16, _ = imdata.digits(16)
+    assert x8.shape == (1797, 1, 8, 8) and x16.shape == (1797, 1, 16, 16)
+    assert float(x8.min()) == -1 and float(x8.max()) == 1 and set(y.tolist()) == set(range(10))
+
+
+def test_checkpoint_round_trip_weights_only(tmp_path, seed):
+    run = dataclasses.replace(RUN, method="shortcut")
+    state = build_image(run)
+    train_steps(state, 2)
+    path = checkpoint.save(tmp_path / "s.pt", state, run)
+    raw = torch.load(path, weights_only=True)  # plain tensors and builtins only
+    assert raw["kind"] == "image"
+    run2, state2 = checkpoint.load(path, kind="image")
+    assert run2 == run and state2.step == 2
+    x0 = noise(run, 3)
+    assert torch.equal(generate(run, state.sampler_model, x0, 2),
+                       generate(run2, state2.sampler_model, x0, 2))
+
+
+def test_cli_trains_saves_resumes_and_refuses_bad_input(tmp_path, capsys):
+    cfg = tmp_path / "fm.json"
+    cfg.write_text(json.dumps(dataclasses.asdict(RUN)))
+    ck = tmp_path / "fm.pt"
+    assert main(["image", "train", "--config", str(cfg), "--out", str(ck), "--chunk", "2",
+                 "--device", "cpu", "--grids", str(tmp_path / "g")]) == 0
+    assert checkpoint.load(ck)[1].step == 3 and (tmp_path / "g" / "nfe128.png").is_file()
+    assert main(["image", "train", "--resume", str(ck), "--steps", "5", "--device", "cpu"]) == 0
+    assert checkpoint.load(ck)[1].step == 5
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"method": "fm", "batchh": 3}))
+    assert main(["image", "train", "--config", str(bad), "--out", str(ck)]) == 2
+    assert "batchh" in capsys.readouterr().err
+    cifar = tmp_path / "c.json"
+    cifar.write_text(json.dumps({"data": "cifar10", "root": str(tmp_path), "size": 32,
+                                 "model": {"channels": 3, "size": 32}}))
+    assert main(["image", "train", "--config", str(cifar), "--out", str(ck)]) == 2
+    assert "No CIFAR-10 python batches" in capsys.readouterr().err
+
+
+def test_frechet_distance_matches_the_gaussian_closed_form():
+    g = torch.Generator().manual_seed(0)
+    n, mu1, mu2 = 200_000, torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    s1, s2 = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([1.0, 1.0, 1.5])
+    f1 = mu1 + s1 * torch.randn(n, 3, generator=g, dtype=torch.float64)
+    f2 = mu2 + s2 * torch.randn(n, 3, generator=g, dtype=torch.float64)
+    exact = float((mu1 - mu2).pow(2).sum() + (s1 - s2).pow(2).sum())  # diagonal covariances
+    assert frechet_distance(f1, f2) == pytest.approx(exact, abs=0.05)
+    assert abs(frechet_distance(f1, f1)) < 1e-8
+
+
+def test_grid_tiles_images():
+    x = -torch.ones(5, 1, 4, 4)
+    x[2] = 1
+    a = to_grid(x, ncol=3, pad=1)
+    assert a.shape == (2 * 5 + 1, 3 * 5 + 1) and a[1, 11] == 255 and a[1, 1] == 0
+
+
+@pytest.mark.gpu
+def test_gpu_bf16_channels_last_compile_step():
+    run = dataclasses.replace(RUN, precision="bf16", channels_last=True, compile=True)
+    state = build_image(run, "cuda")
+    train_steps(state, 3)
+    assert state.status == "done"
+    mf = dataclasses.replace(RUN, method="meanflow", precision="bf16", channels_last=True)
+    state = build_image(mf, "cuda")
+    train_steps(state, 3)
+    assert state.status == "done"
