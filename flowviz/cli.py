@@ -5,6 +5,7 @@
     python -m flowviz eval runs/fm_moons.pt --solver euler
     python -m flowviz exact --target moons --solver rk4
     python -m flowviz presets                 # retrain the classroom presets (assets/presets)
+    python -m flowviz instaflow --config run.json --out runs/if.pt   # InstaFlow pipeline
     python -m flowviz figure straight_pairs --target moons --out figs   # a page's figures
 """
 
@@ -24,6 +25,12 @@ from .device import pick_device
 from .exact import ExactField
 from .experiment import FMRun, build_fm
 from .images import cli as image_cli
+from .methods.instaflow import (
+    CONDITIONS,
+    InstaFlowPipeline,
+    InstaFlowRun,
+    per_condition_quality,
+)
 from .models import MLPConfig
 from .solvers import FIXED
 from .train import OptimConfig, train_steps
@@ -116,6 +123,34 @@ def cmd_presets(a) -> int:
     return 0
 
 
+def cmd_instaflow(a) -> int:
+    """The InstaFlow page's pipeline headless (article §4): each phase's time, the one-step
+    quality per condition, and (--out) a checkpoint the page's preset format reads."""
+    if a.config:
+        with open(a.config) as f:
+            run = InstaFlowRun.from_dict(json.load(f))
+    else:
+        run = InstaFlowRun(target=a.target, teacher=a.teacher, seed=a.seed)
+    pipe = InstaFlowPipeline(run, pick_device(a.device)).run_all()
+    if pipe.status == "nan":
+        print(f"error: {pipe.message}", file=sys.stderr)
+        return 1
+    for p, s in pipe.seconds_by_phase.items():
+        print(f"{p:>22}: {s:6.1f} s")
+    who = {"teacher": run.teacher_steps, "2-RF": 1, "student from 2-RF": 1,
+           "student from teacher": 1}
+    q = {w: per_condition_quality(pipe, w, n, a.n, run.seed) for w, n in who.items()}
+    print("energy distance to each condition's data (teacher at its steps, the rest 1 step)")
+    print(f"{'condition':>12} " + " ".join(f"{w:>20}" for w in who))
+    for c, name in enumerate(CONDITIONS[run.target]):
+        print(f"{name:>12} " + " ".join(f"{q[w][c]:20.4f}" for w in who))
+    print(f"{'mean':>12} " + " ".join(f"{sum(q[w]) / len(q[w]):20.4f}" for w in who))
+    if a.out:
+        checkpoint.save(a.out, dict(pipe.jobs), run, resumable=False)
+        print(f"saved {a.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m flowviz", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,6 +186,14 @@ def main(argv=None) -> int:
     r.add_argument("names", nargs="*", help="presets to retrain (default: all)")
     r.add_argument("--check", action="store_true", help="only load them and measure quality")
     r.add_argument("--threads", type=int, default=2)
+    i = sub.add_parser("instaflow", help="teacher -> 2-RF -> one-step students (InstaFlow)")
+    i.add_argument("--config", help="an InstaFlowRun JSON (as shown on the page)")
+    i.add_argument("--target", default="8gaussians", choices=sorted(CONDITIONS))
+    i.add_argument("--teacher", default="exact_vp", choices=["exact_vp", "rf"])
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--n", type=int, default=1000, help="samples per condition for the ED")
+    i.add_argument("--device", default="auto")
+    i.add_argument("--out", help="checkpoint path (.pt)")
     reproduce.add_parser(sub)
     image_cli.add_parser(sub)
     a = p.parse_args(argv)
@@ -158,6 +201,7 @@ def main(argv=None) -> int:
         a.steps = 0 if a.resume else OptimConfig.steps
     try:
         return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact,
+                "instaflow": cmd_instaflow,
                 "presets": cmd_presets, "figure": reproduce.cmd_figure,
                 "image": image_cli.cmd_image}[a.cmd](a)
     except (checkpoint.CheckpointError, ConfigError) as err:

@@ -31,6 +31,7 @@ from flowviz.paths import VPPath
 from flowviz.solvers import FIXED
 from flowviz.viz.instaflow import conditioned_paths_fig, latency_fig, per_condition_fig
 from views.common import chart, device, live_training, page_settings, results
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 LIM, N_SHOW, N_EVAL = 4.5, 300, 1000
@@ -195,6 +196,9 @@ open_preset(key, run, label)
 pipe = live_training(key, lambda: InstaFlowPipeline(run, dev), chunk=1,
                      meta={"label": label, "run": run}, advance=lambda s, n: s.advance(),
                      progress=lambda s: s.progress(), start="Run the pipeline")
+reproduce_box("instaflow", "if_", {
+    "This pipeline's config: save it as `run.json`, then `python -m flowviz instaflow --config "
+    "run.json --out instaflow.pt`": run.to_json()})
 if pipe is None:
     st.info("Press **Run the pipeline**: it trains each phase in turn (about 30-60 s on a "
             "laptop CPU) and can be paused. Finished runs are kept for the comparison below.")

@@ -11,6 +11,7 @@ import streamlit as st
 from flowviz import scoreboard as sb
 from flowviz.viz.figures import quality_vs_nfe_fig
 from views.common import chart, device, live_training, page_settings, uploaded_points
+from views.share import reproduce_box
 from views.teach import notice, predict
 
 N_EVAL = 1500
@@ -82,6 +83,10 @@ if todo:
     names = ", ".join(sb.NAMES[k] for k in todo)
     st.info(f"Still to train for these settings: **{names}**. At the sidebar's default "
             "settings the presets hold all but the distilled student (about 15 s).")
+RUN_LABELS = {"reflow": "1-RF and 2-RF (ReFlow run)", "ot": "Minibatch-OT flow",
+              "shortcut": "Shortcut", "meanflow": "MeanFlow"}
+reproduce_box("scoreboard", "sb_", {f"{RUN_LABELS[k]}: config": r.to_json()
+                                    for k, r in runs.items()})
 live_training(key, lambda: runner, chunk=1, meta={"label": "scoreboard"},
               advance=lambda s, n: s.advance(), progress=lambda s: s.progress(),
               start="Train the missing methods")

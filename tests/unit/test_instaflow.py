@@ -177,3 +177,23 @@ def test_trained_conditional_teacher_respects_its_condition():
     xu = solve(lambda z, t: pipe.teacher(z, t), x0, "euler", 20).x
     top = float((xu[:, 1] > 0).float().mean())
     assert 0.35 < top < 0.65, top
+
+
+def test_cli_runs_a_config_and_saves_a_loadable_checkpoint(tmp_path, capsys):
+    from flowviz import checkpoint
+    from flowviz.cli import main
+
+    opt = OptimConfig(steps=20, lr=1e-2, warmup=2)
+    run = InstaFlowRun(target="two_mode", n_data=200, n_triples=256, teacher_steps=5,
+                       reflow=ReflowConfig(solver="euler", steps=4, chunk=128, batch=64,
+                                           optim=opt),
+                       student_steps=20, model=MLPConfig(hidden=16, depth=1))
+    cfg = tmp_path / "run.json"
+    cfg.write_text(run.to_json())
+    out = tmp_path / "if.pt"
+    assert main(["instaflow", "--config", str(cfg), "--out", str(out), "--n", "200",
+                 "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "top" in text and "bottom" in text and "student from 2-RF" in text
+    loaded, done = checkpoint.load_all(out, kind="instaflow")
+    assert loaded == run and list(done) == [p for p in PHASES if p != "teacher"]
