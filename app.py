@@ -29,6 +29,8 @@ PAGES = [
             url_path="meanflow"),
     st.Page("views/scoreboard.py", title="Scoreboard: all methods", icon=":material/leaderboard:",
             url_path="scoreboard"),
+    st.Page("views/scaling.py", title="Scaling: images", icon=":material/photo_library:",
+            url_path="scaling"),
 ]
 
 page = st.navigation(PAGES)

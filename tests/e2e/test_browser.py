@@ -8,7 +8,7 @@ pytestmark = pytest.mark.e2e
 
 # url_path of every page ("" is the home page).
 PAGES = ["", "straight_pairs", "diffusion_vs_fm", "reflow", "instaflow", "shortcut", "meanflow",
-         "scoreboard"]
+         "scoreboard", "scaling"]
 
 LOAD_TIMEOUT = 180.0  # seconds: pages compute on first load (slow when the machine is busy)
 EXCEPTION = '[data-testid="stException"]'

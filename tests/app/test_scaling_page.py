@@ -1,0 +1,52 @@
+"""The Scaling page (issue 7) through streamlit.testing: it opens on the digits presets with
+grids at every NFE, the measured quality charts, the GPU table and the published table apart;
+the grids are what the preset checkpoints generate; bad CIFAR folders give a message."""
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from flowviz import checkpoint
+from flowviz.images.experiment import generate, noise
+from flowviz.images.grid import to_grid
+from tests.app.conftest import ROOT
+
+PAGE = str(ROOT / "views" / "scaling.py")
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_opens_on_the_presets_with_grids_charts_and_tables():
+    at = open_page()
+    imgs = at.get("image")
+    # 4 multi-step methods x 8 NFEs + the one-step student
+    assert len(imgs) == 4 * 8 + 1
+    assert len(at.get("plotly_chart")) == 2
+    tables = [d.value for d in at.dataframe]
+    published = next(t for t in tables if "FID (1 NFE)" in t.columns)
+    assert set(published["FID (1 NFE)"]) == {12.21, 4.85, 2.92}
+    gpu = next(t for t in tables if "images/s" in t.columns)
+    assert (gpu["images/s"] > 0).all() and gpu["what"].str.contains("DDP, 2 GPU").any()
+    assert any("not FID" in c.value for c in at.caption)
+
+
+def test_one_step_grid_is_what_the_preset_generates():
+    """Recompute the MeanFlow preset's one-step samples from the same seed and noise."""
+    run, state = checkpoint.load(ROOT / "assets/presets/images/digits-meanflow.pt", kind="image")
+    want = to_grid(generate(run, state.sampler_model, noise(run, 16, 0), 1), 4, scale=4)
+    from views.scaling import grids  # the page's own cached function, same inputs
+
+    got = grids("meanflow", (1,), 0)[1][0]
+    assert np.array_equal(got, want)
+
+
+def test_bad_cifar_folder_gives_a_message(tmp_path):
+    at = open_page()
+    at.radio(key="img_data").set_value("CIFAR-10 (a local folder)").run()
+    at.text_input(key="cifar_root").input(str(tmp_path)).run()
+    assert not at.exception
+    assert any("No CIFAR-10 python batches" in e.value for e in at.error)

@@ -1,0 +1,234 @@
+"""Scaling: the same method files on images (article §4–§6 at image scale; issue 7).
+
+1. Sample grids from one noise batch at NFE 1, 2, 4, ..., 128, one row per method: the digits
+   presets (trained on a GPU by ``python -m flowviz image``), or a run trained live here.
+2. Quality vs NFE: a Fréchet distance in the features of a digits classifier the project
+   trained (not FID), with the share of confidently classified samples.
+3. Throughput and memory: sampling here, and the GPU measurements of the benchmarks.
+4. Published CIFAR-10 one-step FIDs, as a separate reference table.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from flowviz import checkpoint
+from flowviz.images import data as imdata
+from flowviz.images.experiment import LABELS, NFES, ImageRun, build_image, generate, noise
+from flowviz.images.frechet import METRIC, standard_fid_status
+from flowviz.images.grid import to_grid
+from flowviz.models import DIGITS_UNET, n_params
+from flowviz.train import OptimConfig
+from flowviz.viz.style import base
+from views.common import chart, device, live_training, page_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ROOT / "assets" / "presets" / "images"
+BENCH = ROOT / "benchmarks" / "images_h100.json"
+ORDER = ("fm", "reflow", "distill", "shortcut", "meanflow")
+N_GRID = 16  # samples per grid (4 x 4)
+# Published one-step (1 NFE) FIDs on CIFAR-10: the papers' numbers, never measured here.
+PUBLISHED = [
+    ("2-rectified flow, 1 step", 12.21, "Liu, Gong & Liu 2022 (rectified flow), Table 1"),
+    ("2-rectified flow + distill (InstaFlow's recipe)", 4.85,
+     "Liu, Gong & Liu 2022 (rectified flow), Table 1"),
+    ("MeanFlow, 1-NFE, from scratch", 2.92, "Geng et al. 2025 (Mean Flows), CIFAR-10 table"),
+]
+
+st.title("Scaling: the same methods on images")
+st.caption("The objectives that trained the 2-D fields on the other pages train a U-Net on "
+           "images here, unchanged: `flowviz.methods.fm`, `reflow`, `distill`, `shortcut` and "
+           "`meanflow` only ever see tensors of shape (B, *dims).")
+cfg = page_settings()
+
+
+@st.cache_resource(show_spinner="Loading the digits presets…")
+def load_presets() -> dict:
+    """method -> (run, network) of every digits preset found in assets/presets/images."""
+    out = {}
+    for m in ORDER:
+        p = PRESETS / f"digits-{m}.pt"
+        if p.is_file():
+            run, state = checkpoint.load(p, kind="image")
+            out[m] = (run, state.sampler_model.eval())
+    return out
+
+
+@st.cache_data(show_spinner=False)
+def measured_quality() -> pd.DataFrame:
+    p = PRESETS / "quality.json"
+    return pd.DataFrame(json.loads(p.read_text())) if p.is_file() else pd.DataFrame()
+
+
+@st.cache_data(show_spinner=False)
+def grids(method: str, nfe_list: tuple, seed: int) -> dict:
+    """NFE -> (uint8 grid, seconds) for a preset, all from the same noise."""
+    run, net = load_presets()[method]
+    x0 = noise(run, N_GRID, seed)
+    out = {}
+    for k in nfe_list:
+        if method == "distill" and k != 1:
+            continue
+        t0 = time.perf_counter()
+        x = generate(run, net, x0, k)
+        out[k] = (to_grid(x, 4, scale=4), time.perf_counter() - t0)
+    return out
+
+
+def grid_rows(rows: dict, nfe_list) -> None:
+    """One row per method, one column per NFE."""
+    head = st.columns([1.3] + [1] * len(nfe_list))
+    head[0].markdown("**method**")
+    for c, k in zip(head[1:], nfe_list, strict=True):
+        c.markdown(f"**NFE {k}**")
+    for label, g in rows.items():
+        cols = st.columns([1.3] + [1] * len(nfe_list))
+        cols[0].markdown(label)
+        for c, k in zip(cols[1:], nfe_list, strict=True):
+            if k in g:
+                c.image(g[k][0], caption=f"{1e3 * g[k][1]:.0f} ms here", width="stretch")
+            else:
+                c.caption("one-step only")
+
+
+def quality_fig(df: pd.DataFrame, col: str, title: str, log: bool):
+    fig = base(title, height=420, square=False, xlabel="NFE (network calls)",
+               ylabel="Fréchet distance" if col == "fd" else "share with p ≥ 0.9")
+    for m in ORDER:
+        d = df[df.method == m]
+        if len(d):
+            fig.add_scatter(x=d.nfe, y=d[col], name=LABELS[m], mode="lines+markers",
+                            marker=dict(size=9 if m == "distill" else 6))
+    fig.update_xaxes(type="log", tickvals=list(NFES))
+    fig.update_yaxes(type="log" if log else "linear")
+    fig.update_layout(legend=dict(y=-0.25))
+    return fig
+
+
+source = st.radio("Data", ["Digits (scikit-learn, 8×8 upsampled to 16×16)",
+                           "CIFAR-10 (a local folder)"], horizontal=True, key="img_data")
+tab_presets, tab_live = st.tabs(["Presets (trained on a GPU)", "Train live"])
+
+if source.startswith("CIFAR"):
+    folder = st.text_input("Folder holding `cifar-10-batches-py/` (the official python "
+                           "version, unpacked)", key="cifar_root")
+    if not folder:
+        st.info("Nothing is downloaded by this app. Point it at the unpacked official archive, "
+                "or fetch it once yourself with `flowviz.images.data.download_cifar(folder)` "
+                "(MD5-checked). The digits presets below work offline.")
+    else:
+        try:
+            xc, yc = imdata.load_cifar(folder, train=False, limit=64)
+            st.image(to_grid(xc[:32], 8, scale=2), caption="CIFAR-10 test images from "
+                     f"{folder} (the data, not samples)")
+        except imdata.ImageDataError as e:
+            st.error(str(e))
+
+with tab_presets:
+    presets = load_presets()
+    if not presets:
+        st.warning("No digits presets in assets/presets/images: run "
+                   "`bash assets/presets/images/train.sh` (a GPU makes it minutes).")
+    else:
+        chosen = st.multiselect("Methods", [m for m in ORDER if m in presets],
+                                default=[m for m in ORDER if m in presets],
+                                format_func=LABELS.get, key="img_methods")
+        shown = st.select_slider("NFEs shown", options=list(NFES), value=(1, 128),
+                                 key="img_nfe")
+        nfe_list = tuple(k for k in NFES if shown[0] <= k <= shown[1])
+        st.subheader("The same noise, every method, every step count")
+        grid_rows({LABELS[m]: grids(m, nfe_list, cfg.seed) for m in chosen}, nfe_list)
+        run0 = presets[chosen[0]][0] if chosen else next(iter(presets.values()))[0]
+        st.caption(f"U-Net of {n_params(presets[ORDER[0]][1]) / 1e6:.2f}M parameters on "
+                   f"{run0.model.dims} digits; each grid is {N_GRID} samples from seed "
+                   f"{cfg.seed} (sidebar). Times are this machine's, for the {N_GRID} samples. "
+                   "Configs: `assets/presets/images/*.json`, retrained by "
+                   "`bash assets/presets/images/train.sh`.")
+
+        st.subheader(f"Quality vs NFE: {METRIC}")
+        q = measured_quality()
+        if len(q):
+            q = q[q.method.isin(chosen)]
+            c1, c2 = st.columns(2)
+            with c1:
+                chart(quality_fig(q, "fd", "Classifier-feature Fréchet distance (lower is "
+                                  "better)", True), key="img_fd")
+            with c2:
+                chart(quality_fig(q, "confident", "Share of samples the classifier labels "
+                                  "with p ≥ 0.9", False), key="img_conf")
+            st.caption("1000 samples per point, measured by `python -m flowviz image eval` on "
+                       "an H100 (`assets/presets/images/quality.json`). The features are those "
+                       "of a small CNN trained here on the same digits (94.6 % held-out "
+                       "accuracy): a Fréchet distance in its space, not FID and not comparable "
+                       "with published FIDs. " + standard_fid_status())
+
+with tab_live:
+    st.markdown("Train one method on the digits here, with the CPU default U-Net "
+                f"({DIGITS_UNET.base} channels; about a minute on a laptop for a first "
+                "result). ReFlow and distillation need a teacher: they train from the FM "
+                "preset.")
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Method", ORDER, format_func=LABELS.get, key="live_method")
+    steps = c2.select_slider("Steps", [100, 200, 400, 800, 1600], 400, key="live_steps")
+    batch = c3.select_slider("Batch", [32, 64, 128], 64, key="live_batch")
+    live = ImageRun(method=method, batch=batch, model=DIGITS_UNET,
+                    teacher="digits-fm.pt" if method in ("reflow", "distill") else "",
+                    optim=OptimConfig(steps=steps, lr=2e-3, warmup=min(100, steps // 4)))
+    dev = device(cfg)
+
+    def build():
+        teacher = None
+        if method in ("reflow", "distill"):
+            teacher = load_presets()["fm"][1]
+        run = live
+        if teacher is not None:  # the teacher's architecture and a small pair set
+            import dataclasses
+
+            t_run = load_presets()["fm"][0]
+            run = dataclasses.replace(live, model=t_run.model, reflow=dataclasses.replace(
+                live.reflow, n_pairs=512, steps=16, chunk=512))
+        return build_image(run, dev, teacher=teacher)
+
+    state = live_training(f"img:{live.to_json()}", build, chunk=20, meta={"run": live})
+    if state is not None and state.step > 0:
+        run = state.meta.get("run", live)
+        x0 = noise(run, N_GRID, cfg.seed, dev)
+        ks = (1,) if method == "distill" else (1, 4, 16, 64)
+        t0 = time.perf_counter()
+        cols = st.columns(len(ks))
+        for c, k in zip(cols, ks, strict=True):
+            c.image(to_grid(generate(run, state.sampler_model, x0, k), 4, scale=4),
+                    caption=f"NFE {k}", width="stretch")
+        sec = state.seconds
+        st.caption(f"{state.step} steps in {sec:.1f} s: {state.step * batch / max(sec, 1e-9):.0f}"
+                   f" training images/s on {dev.type}; sampling all grids took "
+                   f"{time.perf_counter() - t0:.2f} s.")
+
+st.subheader("Throughput and memory on a GPU (measured)")
+if BENCH.is_file():
+    b = json.loads(BENCH.read_text())
+    rows = [{"what": r["name"], "images/s": round(r["img_s"]), "peak GiB": round(r["peak_GiB"], 1)}
+            for r in b["rows"] + b["memory"] if "img_s" in r]
+    rows += [{"what": f"DDP, {d['world']} GPU · {d['method']} {d['precision']} · batch "
+                      f"{d['batch_per_gpu']}/GPU", "images/s": round(d["img_s"]),
+              "peak GiB": None} for d in b["ddp"]]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(f"{b['info']['device']}, CIFAR-shaped batches (3×32×32, 128 unless stated), "
+               f"our U-Net {b['info']['ours_params'] / 1e6:.1f}M parameters, torchcfm's "
+               f"{b['info'].get('peer_params', 0) / 1e6:.1f}M. 'flowviz loop' rows include the "
+               "project's NaN guard, clipping and EMA; 'plain loop' is the peer's recipe. "
+               "Details and misses: benchmarks/RESULTS.md.")
+if torch.cuda.is_available():
+    st.caption(f"This machine's GPU: peak memory so far "
+               f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB.")
+
+st.subheader("Published CIFAR-10 one-step FIDs (reference, not measured here)")
+st.dataframe(pd.DataFrame(PUBLISHED, columns=["method", "FID (1 NFE)", "source"]),
+             hide_index=True)
+st.caption("Standard FID with Inception features on 50 000 CIFAR-10 samples, as published. "
+           "The numbers above this table are measured by this project on digits with its own "
+           "classifier and cannot be compared with these.")
