@@ -47,7 +47,7 @@ def one(run: InstaFlowRun) -> dict:
     assert pipe.status == "done", pipe.message
     steps = {"teacher": run.teacher_steps}
     q = {s: per_condition_quality(pipe, s, steps.get(s, 1), 1000, run.seed) for s in STAGES}
-    return {"seconds": pipe.seconds, "phases": dict(pipe.seconds_by_phase), "q": q,
+    return {"seconds": pipe.seconds, "phases": pipe.phase_seconds, "q": q,
             "n_rare": int((pipe.cond == run.rare).sum()) if run.rare >= 0 else None}
 
 

@@ -135,7 +135,7 @@ def cmd_instaflow(a) -> int:
     if pipe.status == "nan":
         print(f"error: {pipe.message}", file=sys.stderr)
         return 1
-    for p, s in pipe.seconds_by_phase.items():
+    for p, s in pipe.phase_seconds.items():
         print(f"{p:>22}: {s:6.1f} s")
     who = {"teacher": run.teacher_steps, "2-RF": 1, "student from 2-RF": 1,
            "student from teacher": 1}

@@ -37,8 +37,15 @@ class PhaseRunner:
         return self.phase is None or self.status == "nan"
 
     @property
+    def phase_seconds(self) -> dict:
+        """Wall time per phase: measured here, or the job's own record (a loaded preset's
+        training time, from its checkpoint)."""
+        return {p: self.seconds_by_phase.get(p, getattr(j, "seconds", 0.0))
+                for p, j in self.jobs.items()}
+
+    @property
     def seconds(self) -> float:
-        return sum(self.seconds_by_phase.values())
+        return sum(self.phase_seconds.values())
 
     @property
     def history(self) -> list:

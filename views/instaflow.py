@@ -240,7 +240,8 @@ if pipe is not None and pipe.done and pipe.status != "nan":
     k2.metric("Student from teacher: mean ED", f"{mean(q['student from teacher']):.4f}")
     k3.metric("2-RF, 1 Euler step: mean ED", f"{mean(q['2-RF']):.4f}")
     k4.metric("Pipeline wall time", f"{pipe.seconds:.1f} s",
-              help=" · ".join(f"{p}: {s:.1f} s" for p, s in pipe.seconds_by_phase.items()))
+              help=" · ".join(f"{p}: {s:.1f} s" for p, s in pipe.phase_seconds.items())
+              + (" (recorded when the preset was trained)" if "preset" in pipe.meta else ""))
     if rare >= 0:
         others = [i for i in range(len(names)) if i != rare]
         s2 = q["student from 2-RF"]
@@ -253,11 +254,11 @@ if pipe is not None and pipe.done and pipe.status != "nan":
     cr = res["coupling"]
     st.dataframe(pd.DataFrame([{
         "distilled from": {"triples": "teacher's triples", "2-RF endpoints": "2-RF endpoints"}[k],
-        "straightness of its paths (0 = straight)": v["straightness"],
-        "transport cost E‖x1 − x0‖²": v["transport_cost"],
-        "crossing pair lines": v["crossing_fraction"],
-        "NFE per pair": v["nfe_per_pair"],
-        "mean ‖x1 − x1(teacher)‖": v["map_change"],
+        "path straightness (0: straight)": v["straightness"],
+        "E‖x1 − x0‖²": v["transport_cost"],
+        "crossing lines": v["crossing_fraction"],
+        "NFE / pair": v["nfe_per_pair"],
+        "‖x1 − x1 teacher‖": v["map_change"],
         "student's final loss": v["student_loss"]} for k, v in cr.items()]).style.format(
         precision=4), hide_index=True)
     change = cr["2-RF endpoints"]["map_change"]

@@ -62,6 +62,7 @@ def latency_fig(rows: list[tuple[str, float, float]], title: str = "",
         fig.add_trace(go.Scatter(x=[ms[i]], y=[ed[i]], mode="markers", name=label,
                                  marker=dict(size=14, color=SEQ[i % len(SEQ)],
                                              line=dict(width=1, color="white"))))
+    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
     pad = 0.15
     fig.update_xaxes(type="log", range=[np.log10(ms.min()) - pad, np.log10(ms.max()) + pad])
     fig.update_yaxes(type="log", range=[np.log10(ed.min()) - pad, np.log10(ed.max()) + pad])
