@@ -7,6 +7,7 @@ flowviz, render.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -273,6 +274,10 @@ torch.set_num_threads(TORCH_THREADS)  # per calling thread: trainings x threads 
 # torch.optim imports torch._dynamo at the first optimizer it builds (~3 s): pay it once at
 # server start, not in the first page that opens a preset or trains
 torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+# plotly imports pandas lazily, and sessions whose first figures ran at the same moment raced
+# on that import ("partially initialized module 'pandas'", benchmarks/load_test.py): import it
+# once here, before any session runs
+importlib.import_module("pandas")
 
 
 def session_id() -> str:
