@@ -32,25 +32,25 @@ def downloads(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> 
             arrays.setdefault("ts", ts)
     static = export.browser() is not None
     title = fig.layout.title.text or ""
-    with st.popover("Download", icon=":material/download:", type="tertiary"):
-        c = st.columns(3 + bool(arrays) + (traj is not None))
-        for col, fmt in zip(c, ("png", "svg"), strict=False):
-            col.download_button(fmt.upper(), lambda f=fmt: export.image_bytes(fig, f),
-                                f"{name}.{fmt}", f"image/{'svg+xml' if fmt == 'svg' else fmt}",
-                                key=f"dl-{fmt}:{key}", on_click="ignore", disabled=not static,
-                                help=None if static else NO_BROWSER)
-        c[2].download_button("CSV", lambda: export.figure_csv(fig), f"{name}.csv", "text/csv",
-                             key=f"dl-csv:{key}", on_click="ignore",
-                             help="Every trace's points: trace, name, i, x, y, z")
+    with st.popover("Download", icon=":material/download:", type="tertiary"), \
+            st.container(horizontal=True, wrap=False):  # one row, labels in full
+        for fmt in ("png", "svg"):
+            st.download_button(fmt.upper(), lambda f=fmt: export.image_bytes(fig, f),
+                               f"{name}.{fmt}", f"image/{'svg+xml' if fmt == 'svg' else fmt}",
+                               key=f"dl-{fmt}:{key}", on_click="ignore", disabled=not static,
+                               help=None if static else NO_BROWSER)
+        st.download_button("CSV", lambda: export.figure_csv(fig), f"{name}.csv", "text/csv",
+                           key=f"dl-csv:{key}", on_click="ignore",
+                           help="Every trace's points: trace, name, i, x, y, z")
         if arrays:
-            c[3].download_button("NPZ", lambda: export.npz_bytes(arrays), f"{name}.npz",
-                                 "application/octet-stream", key=f"dl-npz:{key}",
-                                 on_click="ignore", help=", ".join(
-                                     f"{k} {tuple(v.shape)}" for k, v in arrays.items()))
+            st.download_button("NPZ", lambda: export.npz_bytes(arrays), f"{name}.npz",
+                               "application/octet-stream", key=f"dl-npz:{key}",
+                               on_click="ignore", help=", ".join(
+                                   f"{k} {tuple(v.shape)}" for k, v in arrays.items()))
         if traj is not None:
-            c[-1].download_button("GIF", lambda: trajectory_gif(traj, ts, title), f"{name}.gif",
-                                  "image/gif", key=f"dl-gif:{key}", on_click="ignore",
-                                  help="The samples flowing along the ODE, one frame per step")
+            st.download_button("GIF", lambda: trajectory_gif(traj, ts, title), f"{name}.gif",
+                               "image/gif", key=f"dl-gif:{key}", on_click="ignore",
+                               help="The samples flowing along the ODE, one frame per step")
 
 
 def reproduce_box(page: str, prefix: str, runs: dict[str, str] | None = None,
