@@ -21,7 +21,11 @@ from flowviz.images import data as imdata
 from flowviz.images.experiment import LABELS, NFES, ImageRun, build_image, generate, noise
 from flowviz.images.frechet import METRIC, standard_fid_status
 from flowviz.images.grid import to_grid
+from flowviz.images.latent import ENCODERS, LATENT_METHODS, LatentRun, build_latent, fit_encoder
+from flowviz.methods.meanflow import sample as mf_sample
+from flowviz.methods.shortcut import sample as sc_sample
 from flowviz.models import DIGITS_UNET, n_params
+from flowviz.solvers import solve
 from flowviz.train import OptimConfig
 from flowviz.viz.style import base
 from views.common import chart, device, live_training, page_settings
@@ -111,7 +115,8 @@ def quality_fig(df: pd.DataFrame, col: str, title: str, log: bool):
 
 source = st.radio("Data", ["Digits (scikit-learn, 8×8 upsampled to 16×16)",
                            "CIFAR-10 (a local folder)"], horizontal=True, key="img_data")
-tab_presets, tab_live = st.tabs(["Presets (trained on a GPU)", "Train live"])
+tab_presets, tab_live, tab_latent = st.tabs(["Presets (trained on a GPU)", "Train live",
+                                              "Latent space (PCA / autoencoder)"])
 
 if source.startswith("CIFAR"):
     folder = st.text_input("Folder holding `cifar-10-batches-py/` (the official python "
@@ -207,6 +212,47 @@ with tab_live:
         st.caption(f"{state.step} steps in {sec:.1f} s: {state.step * batch / max(sec, 1e-9):.0f}"
                    f" training images/s on {dev.type}; sampling all grids took "
                    f"{time.perf_counter() - t0:.2f} s.")
+
+@st.cache_resource(show_spinner="Fitting the encoder…", max_entries=4)
+def encoder(kind: str, k: int):
+    x = imdata.digits(16)[0]
+    e, fit = fit_encoder(LatentRun(encoder=kind, k=k), x)
+    return e, fit, e.encode(x).detach()
+
+
+with tab_latent:
+    st.markdown("Flows can also run on **codes** z = E(x) of the images and be decoded for "
+                "display (the latent recipe behind InstaFlow's Stable Diffusion, article §4). "
+                "The network is then the 2-D pages' MLP with one input per code dimension.")
+    c1, c2, c3 = st.columns(3)
+    enc_kind = c1.selectbox("Encoder", ENCODERS, key="lat_enc", format_func={
+        "pca": "PCA (instant, linear)", "ae": "Conv autoencoder (trained here, ~10 s)"}.get)
+    k = c2.select_slider("Code size k", [4, 8, 16, 32], 16, key="lat_k")
+    lmethod = c3.selectbox("Method", LATENT_METHODS, format_func=LABELS.get, key="lat_method")
+    enc, fit, z = encoder(enc_kind, k)
+    xr = imdata.digits(16)[0][:16]
+    with torch.no_grad():
+        rec = enc.decode(enc.encode(xr))
+    a, b = st.columns(2)
+    a.image(to_grid(xr, 4, scale=4), caption="Digits", width="stretch")
+    how = f"variance kept {fit:.1%}" if enc_kind == "pca" else f"reconstruction MSE {fit:.4f}"
+    b.image(to_grid(rec, 4, scale=4), width="stretch", caption=f"Decoded codes D(E(x)): {how}")
+    lrun = LatentRun(encoder=enc_kind, k=k, method=lmethod)
+    lstate = live_training(f"lat:{enc_kind}:{k}:{lmethod}", lambda: build_latent(lrun, z),
+                           chunk=100, meta={"run": lrun})
+    if lstate is not None and lstate.step > 0:
+        z0 = torch.randn(N_GRID, k, generator=torch.Generator().manual_seed(cfg.seed))
+        cols = st.columns(4)
+        for c, n in zip(cols, (1, 4, 16, 64), strict=True):
+            with torch.no_grad():
+                if lmethod == "fm":
+                    zz = solve(lstate.sampler_model, z0, "euler", n).x
+                elif lmethod == "shortcut":
+                    zz = sc_sample(lstate.sampler_model, z0, n).x
+                else:
+                    zz = mf_sample(lstate.sampler_model, z0, n).x
+                c.image(to_grid(enc.decode(zz), 4, scale=4), caption=f"NFE {n}, decoded",
+                        width="stretch")
 
 st.subheader("Throughput and memory on a GPU (measured)")
 if BENCH.is_file():

@@ -50,3 +50,16 @@ def test_bad_cifar_folder_gives_a_message(tmp_path):
     at.text_input(key="cifar_root").input(str(tmp_path)).run()
     assert not at.exception
     assert any("No CIFAR-10 python batches" in e.value for e in at.error)
+
+
+def test_latent_tab_shows_reconstructions_and_trains_a_flow_on_codes():
+    at = open_page()
+    n0 = len(at.get("image"))
+    train = next(b for b in at.button if b.key and b.key.startswith("train:lat:"))
+    at.select_slider(key="lat_k").set_value(4).run()
+    assert len(at.get("image")) == n0  # digits + decoded codes (k = 4: a new encoder)
+    assert any("variance kept" in (i.proto.imgs[0].caption if i.proto.imgs else "")
+               for i in at.get("image"))
+    train = next(b for b in at.button if b.key and b.key.startswith("train:lat:pca:4:"))
+    train.click().run()
+    assert not at.exception, [e.value for e in at.exception]

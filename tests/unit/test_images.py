@@ -200,3 +200,28 @@ def test_gpu_bf16_channels_last_compile_step():
     state = build_image(mf, "cuda")
     train_steps(state, 3)
     assert state.status == "done"
+
+
+def test_pca_codes_are_standardised_and_full_rank_pca_is_exact():
+    from flowviz.images.latent import PCA
+
+    x = imdata.digits(8)[0][:300]
+    full = PCA(x, 64)
+    z = full.encode(x)
+    assert torch.allclose(full.decode(z), x, atol=1e-4)
+    assert torch.allclose(z.std(0)[:10], torch.ones(10), atol=1e-3)
+    assert PCA(x, 4).explained < PCA(x, 16).explained <= 1.0
+
+
+@pytest.mark.parametrize("method", ["fm", "shortcut", "meanflow"])
+def test_latent_flows_train_on_codes(method, seed):
+    from flowviz.images.latent import LatentRun, build_latent, fit_encoder
+
+    x = imdata.digits(16)[0][:200]
+    run = LatentRun(encoder="ae", k=4, ae_steps=5, method=method, batch=16, optim=OPT)
+    enc, mse = fit_encoder(run, x)
+    z = enc.encode(x).detach()
+    assert z.shape == (200, 4) and np.isfinite(mse)
+    state = build_latent(run, z)
+    train_steps(state, 3)
+    assert state.status == "done" and enc.decode(z[:2]).shape == (2, 1, 16, 16)
