@@ -20,7 +20,10 @@ import torch
 from . import data, viz
 from .analysis import coupling_metrics, field_on, grid, path_metrics
 from .exact import ExactField
+from .methods.meanflow import trajectory
+from .metrics import energy_distance
 from .paths import PATHS
+from .viz.meanflow import jumps_fig
 
 LIM = 4.5
 
@@ -136,7 +139,37 @@ def diffusion_vs_fm(spec: FigureSpec, n_paths: int = 150) -> dict[str, Panel]:
     return ode_section(geo)
 
 
-PAGES = {"straight_pairs": straight_pairs, "diffusion_vs_fm": diffusion_vs_fm}
+def one_step_jumps(field: ExactField, x0: torch.Tensor, steps: int, n_ref: int = 1000) -> dict:
+    """MeanFlow §1 (article §6): one Euler step of v* against one jump of u*(x0, 0, 1), which is
+    the exact flow's end (``steps`` RK4 steps); energy distances to ``n_ref`` target samples and
+    between two target samples (the estimate's noise)."""
+    ref = field.sample_target(n_ref, torch.Generator().manual_seed(99))
+    euler = x0 + field(x0, torch.zeros(len(x0)))
+    flow = trajectory(field, x0, steps=steps)
+    again = field.sample_target(len(x0), torch.Generator().manual_seed(7))
+    return {"x0": x0, "euler": euler, "jump": flow.x, "traj": flow.traj, "ts": flow.ts,
+            "ed_euler": energy_distance(euler, ref), "ed_jump": energy_distance(flow.x, ref),
+            "ed_noise": energy_distance(again, ref)}
+
+
+def jumps_panel(jj: dict, data_pts: torch.Tensor, lim: float = 3.5) -> Panel:
+    fig = jumps_fig(jj["x0"], {"one step of v*: x0 + v*(x0, 0)": jj["euler"],
+                               "one jump of u*: x0 + u*(x0, 0, 1)": jj["jump"]},
+                    data_pts, "One step from noise, exact fields", lim=lim)
+    return Panel(fig, {"x0": jj["x0"], "euler": jj["euler"], "jump": jj["jump"]},
+                 traj=jj["traj"], ts=jj["ts"])
+
+
+def meanflow(spec: FigureSpec, n: int = 200) -> dict[str, Panel]:
+    """The page's one-step picture for ``spec`` (12 RK4 steps, 60 when h = 0, as the page)."""
+    x1 = data.sample(spec.target, spec.n_data, spec.seed)[0]
+    x0 = data.sample("gaussian", n, spec.seed + 1)[0]
+    jj = one_step_jumps(ExactField(x1, h=spec.h), x0, 12 * (1 if spec.h > 0 else 5))
+    return {"mf-jumps": jumps_panel(jj, x1[:600])}
+
+
+PAGES = {"straight_pairs": straight_pairs, "diffusion_vs_fm": diffusion_vs_fm,
+         "meanflow": meanflow}
 
 
 def write(spec: FigureSpec, out: str | Path, formats=("png", "svg", "csv")) -> list[Path]:

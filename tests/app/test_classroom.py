@@ -109,3 +109,14 @@ def test_cli_draws_the_page_figures():
         assert spec["layout"]["title"]["text"] == ours.layout.title.text
         for a, b in zip(spec["data"], ours.data, strict=True):
             np.testing.assert_allclose(values(a["y"]), np.asarray(b.y, dtype=float), atol=1e-6)
+
+
+def test_cli_draws_the_meanflow_jumps():
+    from flowviz.reproduce import FigureSpec, meanflow
+
+    at = _app("meanflow", target="8gaussians", seed="1")
+    title = "One step from noise, exact fields"
+    page = next(s for s in map(json.loads, charts(at)) if s["layout"]["title"]["text"] == title)
+    ours = meanflow(FigureSpec("meanflow", "8gaussians", 1))["mf-jumps"].fig
+    for a, b in zip(page["data"], ours.data, strict=True):
+        np.testing.assert_allclose(values(a["x"]), np.asarray(b.x, dtype=float), atol=1e-6)
