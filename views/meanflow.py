@@ -26,6 +26,7 @@ from flowviz.experiment import (
 )
 from flowviz.methods import meanflow as mf
 from flowviz.methods import shortcut as sc
+from flowviz.reproduce import jumps_panel, one_step_jumps
 from flowviz.viz import meanflow as mviz
 from views.common import (
     chart,
@@ -62,17 +63,8 @@ def exact_mean(cfg, px: float, py: float) -> dict:
 def exact_jumps(cfg, n: int = 200) -> dict:
     """One Euler step of v* against one jump of u*(x0, 0, 1) (= the exact flow's end, by 12 RK4
     steps: within 0.01 of a 400-step solve at h = 0.05)."""
-    field = exact_field(cfg)
-    x0 = source_points("gaussian", n, cfg.seed + 1)
-    ref = field.sample_target(N_EVAL // 2, torch.Generator().manual_seed(99))
-    euler = x0 + field(x0, torch.zeros(n))
-    flow = mf.trajectory(field, x0, steps=12 * substeps(cfg))  # (T, n, 2): the GIF download
-    jump = flow.x
-    again = field.sample_target(n, torch.Generator().manual_seed(7))  # the estimate's noise
-    return {"x0": x0, "euler": euler, "jump": jump, "traj": flow.traj, "ts": flow.ts,
-            "ed_euler": fv.metrics.energy_distance(euler, ref),
-            "ed_jump": fv.metrics.energy_distance(jump, ref),
-            "ed_noise": fv.metrics.energy_distance(again, ref)}
+    x0 = source_points("gaussian", n, cfg.seed + 1)  # also `python -m flowviz figure meanflow`
+    return one_step_jumps(exact_field(cfg), x0, 12 * substeps(cfg), N_EVAL // 2)
 
 
 @st.cache_data(show_spinner="Measuring the exact field at NFE 1…128", max_entries=16)
@@ -192,10 +184,8 @@ else:
                    "the path bends: that gap is what a single step of v gets wrong.")
     with c2:
         jj = exact_jumps(cfg)
-        chart(mviz.jumps_fig(jj["x0"], {"one step of v*: x0 + v*(x0, 0)": jj["euler"],
-                                        "one jump of u*: x0 + u*(x0, 0, 1)": jj["jump"]},
-                             x1_all[:600], "One step from noise, exact fields", lim=LIM),
-              "mf-jumps", traj=jj["traj"], ts=jj["ts"])
+        p = jumps_panel(jj, x1_all[:600], LIM)
+        chart(p.fig, "mf-jumps", traj=p.traj, ts=p.ts, arrays=p.arrays)
         st.caption(f"Energy distance to the data: one step of v* = {jj['ed_euler']:.3f} "
                    f"(v*(x, 0) = E[x1] − x, so every point lands on the data mean); one jump "
                    f"of u* = {jj['ed_jump']:.4f}, as close as {len(jj['x0'])} fresh data "
