@@ -68,7 +68,8 @@ def measured_quality() -> pd.DataFrame:
     return pd.DataFrame(json.loads(p.read_text())) if p.is_file() else pd.DataFrame()
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner="Sampling the presets (once per machine: cached on disk)…",
+               persist="disk")
 def grids(method: str, nfe_list: tuple, seed: int) -> dict:
     """NFE -> (uint8 grid, seconds) for a preset, all from the same noise."""
     run, net = load_presets()[method]
@@ -105,7 +106,10 @@ def quality_fig(df: pd.DataFrame, col: str, title: str, log: bool):
     for m in ORDER:
         d = df[df.method == m]
         if len(d):
-            fig.add_scatter(x=d.nfe, y=d[col], name=LABELS[m], mode="lines+markers",
+            few = [f"{n} class{'es' if n > 1 else ''} only" if n < 10 else ""
+                   for n in d.n_classes]  # confident but collapsed: say so on the point
+            fig.add_scatter(x=d.nfe, y=d[col], name=LABELS[m], mode="lines+markers+text",
+                            text=few, textposition="middle right",
                             marker=dict(size=9 if m == "distill" else 6))
     fig.update_xaxes(type="log", tickvals=list(NFES))
     fig.update_yaxes(type="log" if log else "linear")
