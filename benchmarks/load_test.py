@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -56,7 +57,7 @@ def start_server(port: int, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
     deadline = time.monotonic() + 60
@@ -169,7 +170,8 @@ class WsSession:
 
         host = self.url.split("//")[1]
         self.ws = await websockets.connect(f"ws://{host}/_stcore/stream", subprotocols=[
-            "streamlit"], origin=self.url, max_size=2**27, open_timeout=120)
+            "streamlit"], origin=self.url, max_size=2**27, open_timeout=120,
+            ping_interval=None)  # a busy server answers late; the browser does not ping
         return self
 
     async def __aexit__(self, *exc):
@@ -295,6 +297,10 @@ async def main_async(a) -> int:
     try:
         sampler = asyncio.create_task(sample_memory(server.pid, mem, stop))
         idle_mb = rss_mb(server.pid)
+        if a.warm:  # the teacher opens each page once before class (shared caches fill)
+            for name in PAGES:
+                r = await ws_viewer(url, name, a.timeout)
+                print(f"warm-up {name}: {r.get('done_s', r.get('error'))}", flush=True)
         t0 = time.perf_counter()
         if a.client == "ws":
             jobs = [ws_viewer(url, PAGES[i % len(PAGES)], a.timeout) for i in range(a.viewers)]
@@ -317,7 +323,11 @@ async def main_async(a) -> int:
         await sampler
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
     after = load()
     errors = [r for r in results if "error" in r or r.get("exceptions")]
     viewers = [r for r in results if r["kind"] == "preset" and "error" not in r]
@@ -330,6 +340,9 @@ async def main_async(a) -> int:
         print(r)
     print(f"\n{a.viewers} preset sessions + {a.trainers} training sessions, all opened at once; "
           f"wall {wall:.0f} s")
+    if not firsts:
+        print("FAIL: no session drew a chart")
+        return 1
     print(f"time to first chart (all {len(firsts)}): p50 {pct(firsts, 0.5):.1f} s, "
           f"p95 {pct(firsts, 0.95):.1f} s, max {max(firsts):.1f} s")
     if viewers:
@@ -357,6 +370,8 @@ def main() -> int:
     p.add_argument("--trainers", type=int, default=4)
     p.add_argument("--steps", type=int, default=300, help="training steps per trainer")
     p.add_argument("--timeout", type=float, default=600, help="seconds for the whole load")
+    p.add_argument("--warm", action="store_true",
+                   help="open each page once, alone, before the sessions arrive")
     p.add_argument("--client", choices=["ws", "chromium"], default="ws",
                    help="ws: Streamlit's websocket protocol, no browser (the server's load "
                         "alone); chromium: one headless Chromium, a context per session")
