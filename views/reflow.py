@@ -149,10 +149,7 @@ if gaussian_source:
 
 # --- 2. The pipeline -----------------------------------------------------------------------------
 st.header("2 · Run the pipeline, one phase at a time")
-if not any(k.startswith("rf1:") and v.meta.get("data") == data_key for k, v in runs.items()):
-    st.info("**Nothing is trained yet.** Press **Train 1-RF** below to start. Each phase starts "
-            "only when you press its button, can be paused and resumed, and finished rounds are "
-            "kept: change a setting, run again, and compare the runs in section 3.")
+nothing_yet = st.empty()  # filled after phase 1's controls (which may load its preset)
 
 st.subheader("Phase 1 · train the 1-rectified flow")
 c1, c2, c3, c4, c5 = st.columns(5)
@@ -188,6 +185,11 @@ slot = st.empty()
 st1 = live_training(k1, lambda: fv.build_fm(fm_run(coupling), dev, uploaded_points()),
                     meta=rf1_meta(coupling), start="Train 1-RF", preset=fm_run(coupling))
 status_line("Phase 1 · 1-RF", st1, slot=slot)
+if not any(k.startswith("rf1:") and v.meta.get("data") == data_key for k, v in runs.items()):
+    nothing_yet.info("**Nothing is trained yet.** Press **Train 1-RF** below to start. Each "
+                     "phase starts only when you press its button, can be paused and resumed, "
+                     "and finished rounds are kept: change a setting, run again, and compare the "
+                     "runs in section 3.")
 
 
 def pairs_key(prev_key: str) -> str:

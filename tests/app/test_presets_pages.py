@@ -25,6 +25,7 @@ def test_page_opens_on_its_preset_without_training(page):
     assert notes and all("python -m flowviz presets" in n for n in notes)
     assert any(b.label == "Retrain live" and not b.disabled for b in at.button)
     assert len(at.get("plotly_chart")) >= 5  # the trained results are drawn
+    assert not any("Nothing is trained yet" in i.value for i in at.info)
 
 
 def test_retrain_live_replaces_the_preset_with_a_live_run():
