@@ -24,3 +24,18 @@ def test_a_training_waits_for_a_slot_and_says_where_it_is_in_the_queue():
         for who in others:
             common.SLOTS.release(who)
     assert not at.exception
+
+
+def test_a_session_keeps_at_most_max_runs_and_says_which_went(monkeypatch):
+    monkeypatch.setattr(common, "MAX_RUNS", 1)
+    at = open_page("straight_pairs")
+    at.select_slider(key="sp_steps").set_value(300).run()
+    next(b for b in at.button if b.label == "Train live").click().run()
+    next(b for b in at.button if b.label == "Pause").click().run()  # a running one is kept
+    at.select_slider(key="sp_steps").set_value(500).run()
+    next(b for b in at.button if b.label == "Train live").click().run()
+    runs = at.session_state["runs"]
+    assert len(runs) == 1 and next(iter(runs.values())).cfg.steps == 500
+    assert any("keeps at most 1 trained runs: removed the oldest (1-RF, independent" in t.value
+               for t in at.toast)
+    assert not at.exception
