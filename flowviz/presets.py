@@ -56,15 +56,17 @@ class Preset:
 
 
 def spec(path: Path) -> Preset:
-    d = json.loads(Path(path).read_text())
+    """The preset of one JSON file; anything missing or invalid raises ConfigError."""
     try:
+        d = json.loads(Path(path).read_text())
         run = checkpoint.KINDS[d["kind"]].from_dict(d["config"])
-    except (KeyError, ConfigError) as e:
-        raise ConfigError(f"preset {path.name}: {e}") from None
-    q = tuple((p, int(n), op, float(b)) for p, n, op, b in d.get("quality", []))
+        q = tuple((p, int(n), op, float(b)) for p, n, op, b in d.get("quality", []))
+        page = d["page"]
+    except (KeyError, TypeError, ValueError) as e:  # ConfigError and JSON errors included
+        raise ConfigError(f"preset {Path(path).name}: {type(e).__name__}: {e}") from None
     if bad := [c for c in q if c[2] not in ("<=", ">=") or c[0] not in phase_ids(run)]:
         raise ConfigError(f"preset {path.name}: bad quality claim {bad[0]}")
-    return Preset(path.stem, d["kind"], d["page"], d.get("about", ""), run, q)
+    return Preset(Path(path).stem, d["kind"], page, d.get("about", ""), run, q)
 
 
 @cache

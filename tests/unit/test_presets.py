@@ -61,3 +61,19 @@ def test_a_preset_trained_from_another_config_is_refused(tmp_path, monkeypatch):
     (tmp_path / f"{p.name}.pt").write_bytes(other)
     with pytest.raises(checkpoint.CheckpointError, match="another config"):
         presets.load(p)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "JSONDecodeError"),
+    ('{"kind": "fm", "page": "x", "config": {"stepz": 1}}', "stepz: unknown field"),
+    ('{"kind": "cat", "page": "x", "config": {}}', "KeyError"),
+    ('{"kind": "fm", "config": {}}', "KeyError: 'page'"),
+    ('{"kind": "fm", "page": "x", "config": {}, "quality": [["rf9", 1, "<=", 1]]}',
+     "bad quality claim"),
+])
+def test_a_broken_preset_file_is_a_clear_error(tmp_path, text, message):
+    from flowviz.config import ConfigError
+
+    (tmp_path / "broken.json").write_text(text)
+    with pytest.raises(ConfigError, match=f"preset broken.json: .*{message}"):
+        presets.spec(tmp_path / "broken.json")
