@@ -122,6 +122,9 @@ def load_all(path_or_file, device="cpu", kind: str | None = None,
         run = KINDS[ck["kind"]].from_dict(ck["config"])
     except ConfigError as e:
         raise CheckpointError(f"The checkpoint's config is invalid: {e}") from None
+    if (bad := _nonfinite(ck.get("phases", {}))) is not None:
+        raise CheckpointError(f"The checkpoint holds NaN or infinite values ({bad.lstrip('/')})"
+                              ": a diverged run cannot be shown.")
     done = {}
     try:
         for name, build in _phases(run, device, uploaded).items():
@@ -141,6 +144,16 @@ def _phases(run, device, uploaded):
     if isinstance(run, ImageRun):  # one phase; a ReFlow/distill teacher is its own file
         return {"run": lambda done: build_image(run, device)}
     return phases(run, device, uploaded)
+
+
+def _nonfinite(obj, where: str = "") -> str | None:
+    """The path of the first floating tensor in ``obj`` with a NaN or inf, else None."""
+    if torch.is_tensor(obj):
+        return where if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) \
+            else None
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+        if isinstance(obj, list | tuple) else ()
+    return next((b for k, v in items if (b := _nonfinite(v, f"{where}/{k}")) is not None), None)
 
 
 def _restore(s, d: dict, device):

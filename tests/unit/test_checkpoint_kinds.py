@@ -138,8 +138,11 @@ def _bad_uploads(tmp_path):
     good = checkpoint.save(tmp_path / "f.pt", train_all(fm), fm).read_bytes()
     ck = torch.load(io.BytesIO(good), weights_only=True)
     ck["phases"]["run"]["model"] = {k: torch.zeros(3, 3) for k in ck["phases"]["run"]["model"]}
+    nan = torch.load(io.BytesIO(good), weights_only=True)
+    nan["phases"]["run"]["ema"]["net.0.weight"][0, 0] = float("nan")
     cfg = dataclasses.asdict(fm)
     return [
+        ("nan.pt", _bytes(nan), fv.FMRun, r"NaN or infinite values \(run/ema/net.0.weight\)"),
         ("notes.txt", b"hello", fv.FMRun, "Upload a .pt checkpoint or a .json config"),
         ("big.json", b" " * (70 * 1024), fv.FMRun, "limit is 64 KiB"),
         ("bad.json", b"{not json", fv.FMRun, "Not a JSON file"),
