@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -289,7 +290,7 @@ async def main_async(a) -> int:
     if a.client == "chromium":
         from playwright.async_api import async_playwright
 
-    port, log = free_port(), ROOT / "benchmarks" / "_load_test_server.log"
+    port, log = free_port(), Path(tempfile.gettempdir()) / "flowviz_load_test_server.log"
     print(f"machine: {cpu()}, {os.cpu_count()} cores; before: {load()}", flush=True)
     server = start_server(port, log)
     url = f"http://127.0.0.1:{port}"
@@ -356,7 +357,7 @@ async def main_async(a) -> int:
                                           else "") for r in trainers))
     print(f"server RSS: idle {idle_mb:.0f} MB, peak {max(mem):.0f} MB, 5 s after the sessions "
           f"closed {end_mb:.0f} MB")
-    print(f"errors: {len(errors)}; traceback in server log: {tb}")
+    print(f"errors: {len(errors)}; traceback in the server log ({log}): {tb}")
     ok = (not errors and not tb and all(r["preset"] for r in viewers)
           and len(viewers) == a.viewers and len(trainers) == a.trainers)
     print("PASS" if ok else "FAIL")
