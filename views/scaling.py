@@ -62,6 +62,11 @@ def load_presets() -> dict:
     return out
 
 
+def stamp(method: str) -> tuple:
+    st_ = (PRESETS / f"digits-{method}.pt").stat()
+    return (st_.st_size, st_.st_mtime_ns)
+
+
 @st.cache_data(show_spinner=False)
 def measured_quality() -> pd.DataFrame:
     p = PRESETS / "quality.json"
@@ -70,8 +75,9 @@ def measured_quality() -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Sampling the presets (once per machine: cached on disk)…",
                persist="disk")
-def grids(method: str, nfe_list: tuple, seed: int) -> dict:
-    """NFE -> (uint8 grid, seconds) for a preset, all from the same noise."""
+def grids(method: str, nfe_list: tuple, seed: int, stamp: tuple = ()) -> dict:
+    """NFE -> (uint8 grid, seconds) for a preset, all from the same noise. ``stamp``: the
+    preset file's (size, mtime), so a retrained preset is sampled afresh."""
     run, net = load_presets()[method]
     x0 = noise(run, N_GRID, seed)
     out = {}
@@ -150,7 +156,8 @@ with tab_presets:
                                  key="img_nfe")
         nfe_list = tuple(k for k in NFES if shown[0] <= k <= shown[1])
         st.subheader("The same noise, every method, every step count")
-        grid_rows({LABELS[m]: grids(m, nfe_list, cfg.seed) for m in chosen}, nfe_list)
+        grid_rows({LABELS[m]: grids(m, nfe_list, cfg.seed, stamp(m)) for m in chosen},
+                  nfe_list)
         run0 = presets[chosen[0]][0] if chosen else next(iter(presets.values()))[0]
         st.caption(f"U-Net of {n_params(presets[ORDER[0]][1]) / 1e6:.2f}M parameters on "
                    f"{run0.model.dims} digits; each grid is {N_GRID} samples from seed "
