@@ -20,6 +20,16 @@ def open_page(page: str | None = None, timeout: float = 180) -> AppTest:
     return at
 
 
+def run_page(name: str, timeout: float = 240, **state) -> AppTest:
+    """One page file run on its own (no router), with ``state`` preset in session_state."""
+    at = AppTest.from_file(str(ROOT / "views" / f"{name}.py"), default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def values(v) -> np.ndarray:
     """A plotly trace's data array, whether plain JSON or plotly's typed-array encoding."""
     if isinstance(v, dict) and "bdata" in v:
@@ -39,9 +49,10 @@ def page():
 
 @pytest.fixture(autouse=True)
 def no_presets(request, monkeypatch):
-    """Pages start untrained (FLOWVIZ_PRESETS=0) except in test_presets_pages.py: the live
-    training tests press Train live at the default settings."""
-    if not request.module.__name__.endswith("test_presets_pages"):
+    """Pages start untrained (FLOWVIZ_PRESETS=0) except in test_presets_pages.py and tests
+    marked ``presets``: the live training tests press Train live at the default settings."""
+    if not request.module.__name__.endswith("test_presets_pages") and \
+            request.node.get_closest_marker("presets") is None:
         monkeypatch.setenv("FLOWVIZ_PRESETS", "0")
 
 

@@ -2,24 +2,18 @@
 training, guidance changes them, and its pipeline runs to per-condition results on a click."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from flowviz.data import mixture_means
-from tests.app.conftest import values
+from tests.app.conftest import run_page, values
 
-PAGE = str(Path(__file__).resolve().parents[2] / "views" / "instaflow.py")
 TINY = {"if_triples": 2000, "if_rfsteps": 300, "if_ssteps": 200}
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=240)
-    at.session_state["n_data"] = 400
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page("instaflow", n_data=400)
 
 
 def teacher_ends(at: AppTest) -> dict:

@@ -1,23 +1,15 @@
 """The InstaFlow page opens on its preset: results at once, no training, and one click away
 from running the same pipeline live."""
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[2] / "views" / "instaflow.py")
+from tests.app.conftest import run_page
 
-
-@pytest.fixture(autouse=True)
-def no_presets():
-    """Presets stay on here (overrides tests/app/conftest.py)."""
+pytestmark = pytest.mark.presets
 
 
 def test_opens_on_the_preset_with_per_condition_results():
-    at = AppTest.from_file(PAGE, default_timeout=240)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = run_page("instaflow")
     pipe = next(s for k, s in at.session_state["runs"].items() if k.startswith("if:"))
     assert pipe.done and pipe.meta["preset"] == "instaflow-8gaussians"
     assert any(h.value.startswith("3 · One step") for h in at.header)

@@ -7,16 +7,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from flowviz import ExactField, data, solve
-from tests.app.conftest import ROOT
-
-PAGE = str(ROOT / "views" / "meanflow.py")
+from tests.app.conftest import run_page
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=240)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page("meanflow", timeout=240)
 
 
 def metric(at, start: str) -> float:

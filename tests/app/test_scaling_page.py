@@ -8,16 +8,11 @@ from streamlit.testing.v1 import AppTest
 from flowviz import checkpoint
 from flowviz.images.experiment import generate, noise
 from flowviz.images.grid import to_grid
-from tests.app.conftest import ROOT
-
-PAGE = str(ROOT / "views" / "scaling.py")
+from tests.app.conftest import ROOT, run_page
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=300)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page("scaling", timeout=300)
 
 
 def test_opens_on_the_presets_with_grids_charts_and_tables():

@@ -2,14 +2,13 @@
 presets' curves with their compute, and one click trains the missing distilled student."""
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import values
+from tests.app.conftest import run_page, values
 
-PAGE = str(Path(__file__).resolve().parents[2] / "views" / "scoreboard.py")
+pytestmark = pytest.mark.presets
 
 
 def curves(at: AppTest) -> dict:
@@ -20,15 +19,8 @@ def curves(at: AppTest) -> dict:
     return {}
 
 
-@pytest.fixture(autouse=True)
-def no_presets():
-    """This page is about the presets: keep them on (overrides tests/app/conftest.py)."""
-
-
 def test_opens_on_presets_then_trains_the_student():
-    at = AppTest.from_file(PAGE, default_timeout=240)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = run_page("scoreboard")
     c = curves(at)
     assert set(c) == {"1-RF", "minibatch OT", "2-RF", "Shortcut", "MeanFlow"}
     # the article's claim, measured: one Euler step of the 1-RF is far worse than the 2-RF's
