@@ -221,7 +221,7 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
         st.session_state[f"live:{key}"] = True  # no preset either: start from scratch
         SLOTS.release(who)
         state = None
-    if isinstance(preset, fv.FMRun):  # a run of a kind flowviz saves: it can be uploaded
+    if isinstance(preset, fv.FMRun) and not presenting():  # uploadable kinds; not on a projector
         _run_file(key, preset, meta)
     if state is not None and "uploaded" in state.meta:
         st.caption(f"**Uploaded**: {state.meta['uploaded']}. **Reset** returns to this page's "

@@ -59,6 +59,8 @@ def test_presenter_view_from_the_url():
     at = _app("straight_pairs", present="1")
     assert at.session_state["present"] is True
     assert not at.get("download_button")
+    loads = [e for e in at.expander if e.label.startswith("Load a checkpoint")]
+    assert not loads and any(e.label.startswith("Load a checkpoint") for e in normal.expander)
     assert any("font-size: 1.35rem" in m.value for m in at.markdown)  # the presenter CSS
     # figures drawn larger than in the normal view
     h = [json.loads(c)["layout"]["height"] for c in charts(at)]
