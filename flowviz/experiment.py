@@ -109,13 +109,19 @@ def data_samplers(cfg: FMRun, uploaded: torch.Tensor | None = None):
     return sampler_for(cfg.source, uploaded), x1
 
 
+def seeded_state(cfg: FMRun, net, objective, device="cpu") -> TrainState:
+    """A fresh training state: the network ``net(cfg.model)``, whose initial weights depend on
+    cfg.optim.seed alone, trained on ``objective``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.optim.seed)
+        model = net(cfg.model).to(device)
+    return init_state(model, objective, cfg.optim)
+
+
 def build_fm(cfg: FMRun, device="cpu", uploaded: torch.Tensor | None = None) -> TrainState:
     """A fresh training state for ``cfg``; ``uploaded`` serves a side named "upload"."""
-    with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
-        torch.manual_seed(cfg.optim.seed)
-        model = TimeMLP(cfg.model).to(device)
-    objective = fm_objective(*data_samplers(cfg, uploaded), cfg.batch, cfg.coupling)
-    return init_state(model, objective, cfg.optim)
+    return seeded_state(cfg, TimeMLP, fm_objective(*data_samplers(cfg, uploaded), cfg.batch,
+                                                   cfg.coupling), device)
 
 
 @dataclass(frozen=True)
@@ -166,12 +172,8 @@ FAST_SHORTCUT = ShortcutRun(batch=512, model=MLPConfig(hidden=128, n_scalars=2),
 def build_shortcut(cfg: ShortcutRun, device="cpu",
                    uploaded: torch.Tensor | None = None) -> TrainState:
     """A fresh shortcut training state; the objective's EMA target is the state's EMA copy."""
-    with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
-        torch.manual_seed(cfg.optim.seed)
-        model = TimeMLP(cfg.model).to(device)
-    objective = ShortcutObjective(*data_samplers(cfg, uploaded), cfg.batch, cfg.shortcut,
-                                  cfg.coupling)
-    return init_state(model, objective, cfg.optim)
+    return seeded_state(cfg, TimeMLP, ShortcutObjective(
+        *data_samplers(cfg, uploaded), cfg.batch, cfg.shortcut, cfg.coupling), device)
 
 
 @dataclass(frozen=True)
@@ -202,12 +204,8 @@ FAST_MEANFLOW = MeanFlowRun(meanflow=MeanFlowConfig(frac_neq=0.5, time_sampler="
 def build_meanflow(cfg: MeanFlowRun, device="cpu",
                    uploaded: torch.Tensor | None = None) -> TrainState:
     """A fresh MeanFlow training state; its model is a MeanVelocity u(x, t, r)."""
-    with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
-        torch.manual_seed(cfg.optim.seed)
-        model = MeanVelocity(cfg.model).to(device)
-    objective = MeanFlowObjective(*data_samplers(cfg, uploaded), cfg.batch, cfg.meanflow,
-                                  cfg.coupling)
-    return init_state(model, objective, cfg.optim)
+    return seeded_state(cfg, MeanVelocity, MeanFlowObjective(
+        *data_samplers(cfg, uploaded), cfg.batch, cfg.meanflow, cfg.coupling), device)
 
 
 @dataclass(frozen=True)
