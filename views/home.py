@@ -57,6 +57,12 @@ rows = [
      "stop crossing and one Euler step becomes enough. The improved-training choices of Lee, "
      "Lin & Fanti (U-shaped t, pseudo-Huber, real-data mixing, init from 1-RF), the "
      "non-crossing argument, inversion to noise, and minibatch OT on the same chart."),
+    ("views/instaflow.py", "InstaFlow: reflow + distill", "§4, §4.1-§4.4",
+     "A target whose parts have names plays the text prompt. A conditional teacher (the exact "
+     "VP-diffusion PF-ODE, or a trained 1-RF, with classifier-free guidance) makes triples in "
+     "20-50 steps, a conditional 2-RF straightens them, and a one-step student is distilled; "
+     "a second student straight from the teacher, per-condition quality, latency, and what a "
+     "rare or unseen prompt does."),
     ("views/shortcut.py", "Shortcut models", "§5, §5.1, §5.2, §6.3.1",
      "One model s(x, t, d) that knows its step size: flow matching at d = 0 plus "
      "self-consistency (one step of 2d = two steps of d). The whole 1…128-step family from one "
@@ -66,6 +72,14 @@ rows = [
      "Mean velocity u(x_t, t, r) vs instantaneous v: the chord, the running average, the "
      "(t, r) map of their gap, exact before any training. Then MeanFlow trained live through "
      "the JVP identity u = v + (r − t) du/dt, with its stability monitors and one-step samples."),
+    ("views/scoreboard.py", "Scoreboard: all methods", "§6.3.1",
+     "Every method above on one quality-vs-NFE chart (1 to 128 network calls) from the same "
+     "noise, with the compute each needed: its own training, its teachers, its pairs, and what "
+     "a training step costs against plain flow matching."),
+    ("views/scaling.py", "Scaling: images", "§4-§6 at image scale",
+     "The same method files on a U-Net: digit presets trained on a GPU, sample grids at NFE "
+     "1-128 from the same noise, a classifier-feature Fréchet distance, latent flows, and "
+     "GPU throughput figures."),
 ]
 for path, title, section, what in rows:
     with st.container(border=True):
@@ -73,12 +87,6 @@ for path, title, section, what in rows:
         c1.page_link(path, label=f"**{title}**")
         c1.caption(f"Article {section}")
         c2.markdown(what)
-
-st.subheader("Coming next")
-st.markdown(
-    "- **InstaFlow** (§4): conditional reflow, one-step distillation, and its coverage problem.\n"
-    "- **MeanFlow vs Shortcut** and a scoreboard of every method on one quality-vs-NFE chart.\n"
-    "- **Scaling** to digits, CIFAR-10 and latents on a GPU.")
 
 st.subheader("Conventions")
 st.markdown(

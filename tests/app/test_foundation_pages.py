@@ -14,6 +14,8 @@ def test_home_maps_pages_to_article_sections():
     text = " ".join(m.value for m in at.markdown)
     assert "Straight pairs" in text or "straight" in text.lower()
     assert any("§2.1" in c.value for c in at.caption)
+    assert any("§4.1" in c.value for c in at.caption)  # every page has its card, none "coming"
+    assert not any("Coming next" in h.value for h in at.subheader)
     assert at.sidebar.selectbox(key="target").value == "moons"
 
 
