@@ -29,7 +29,7 @@ $(STAMP): requirements.txt | $(BIN)/python
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/streamlit run app.py
+	$(BIN)/python -m views.launch
 
 test: venv
 	$(BIN)/python -m pytest -q

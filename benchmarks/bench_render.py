@@ -1,11 +1,12 @@
 """First render time of every page (foundation issue 2, §5): target under 2 s per page.
 
-Each measurement is a fresh Python process: import the app's heavy modules (timed separately:
-torch, streamlit, flowviz, views.common, and pandas, which streamlit loads lazily at the first
-st.dataframe; all once per server process),
-then ``AppTest.from_file("app.py")``, ``switch_page("views/<page>.py")`` and time ``.run()``:
-the preset data, no training, cold Streamlit caches. Pages are discovered from the
-``st.Page("views/...")`` entries of app.py. Median over ``--reps`` processes per page.
+Each measurement is a fresh Python process: import what ``python -m views.launch`` (`make run`)
+imports before its server opens (timed separately: views.launch.preload), then
+``AppTest.from_file("app.py")``, ``switch_page("views/<page>.py")`` and time ``.run()``: the
+presets, no training, cold Streamlit caches, an empty user cache, so evaluations come from the
+shipped store (assets/evals, flowviz.store) or are computed: the row says how many of each.
+``FLOWVIZ_STORE=0`` measures with no store at all. Pages are app.py's st.Page entries. Median
+over ``--reps`` processes per page.
 
     .venv/bin/python benchmarks/bench_render.py              # every page, 3 processes each
     .venv/bin/python benchmarks/bench_render.py --profile views/diffusion_vs_fm.py
@@ -16,20 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, ROOT)
+from views.warm import page_files  # noqa: E402
+
 APP = os.path.join(ROOT, "app.py")
 TARGET_S = 2.0
-
-
-def discover(app: str = APP) -> list[str]:
-    """The page files of app.py's st.Page entries, in order."""
-    return re.findall(r"""st\.Page\(\s*["'](views/[^"']+\.py)["']""", open(app).read())
 
 
 def render_once(page: str, threads: int | None = None, profile: bool = False) -> dict:
@@ -39,12 +38,12 @@ def render_once(page: str, threads: int | None = None, profile: bool = False) ->
 
     if threads:
         torch.set_num_threads(threads)
-    import pandas  # noqa: F401  (streamlit imports it at the first st.dataframe: once a process)
-    import streamlit  # noqa: F401
     from streamlit.testing.v1 import AppTest
 
-    import flowviz  # noqa: F401
-    import views.common  # noqa: F401
+    from flowviz import store
+    from views.launch import preload
+
+    preload()
     t_import = time.perf_counter() - t0
 
     at = AppTest.from_file(APP, default_timeout=600)
@@ -76,7 +75,7 @@ def render_once(page: str, threads: int | None = None, profile: bool = False) ->
     t_run = time.perf_counter() - t1
     out = {"page": page, "import_s": t_import, "render_s": t_run, "note": note,
            "exception": [str(e.value)[:300] for e in at.exception],
-           "threads": torch.get_num_threads()}
+           "threads": torch.get_num_threads(), **store.stats}
     if profs:
         import io
         import pstats
@@ -93,7 +92,9 @@ def fresh(page: str, threads: int | None, profile: bool = False) -> dict:
         cmd += ["--threads", str(threads)]
     if profile:
         cmd.append("--child-profile")
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as cache:  # no user cache: the shipped store or compute
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                           env=os.environ | {"FLOWVIZ_CACHE": cache})
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode or not lines:
         raise RuntimeError(f"{page}: child failed\n{p.stderr[-2000:]}")
@@ -121,7 +122,6 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     if args.child:
-        sys.path.insert(0, ROOT)
         print(json.dumps(render_once(args.child, args.threads or None, args.child_profile)))
         return
     if args.profile:
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
               f"(under cProfile)\n{r['profile']}")
         return
 
-    pages = args.pages or discover()
+    pages = args.pages or page_files()
     reps = 1 if args.quick else args.reps
     print(f"# bench_render · Python {sys.version.split()[0]} · {os.cpu_count()} cores · torch "
           f"threads {args.threads or 'default'} · OMP_WAIT_POLICY="
@@ -141,19 +141,21 @@ def main(argv=None) -> None:
         rs = [fresh(page, args.threads or None) for _ in range(reps)]
         for r in rs:
             print(f"{page}: import {r['import_s']:.2f} s, first render {r['render_s']:.2f} s, "
-                  f"{r['threads']} threads{', ' + r['note'] if r['note'] else ''}"
+                  f"{r['threads']} threads, {r['read']} stored evaluations read, "
+                  f"{r['computed']} computed{', ' + r['note'] if r['note'] else ''}"
                   f"{', EXCEPTION ' + repr(r['exception']) if r['exception'] else ''}",
                   flush=True)
         rows.append((page, statistics.median(r["import_s"] for r in rs),
                      statistics.median(r["render_s"] for r in rs),
-                     any(r["exception"] for r in rs)))
-    print(f"\n| page | median import (s) | median first render (s) | < {TARGET_S:.0f} s |")
-    print("|---|---|---|---|")
-    for page, imp, ren, exc in rows:
+                     any(r["exception"] for r in rs), rs[-1]["read"], rs[-1]["computed"]))
+    print(f"\n| page | median import (s) | median first render (s) | < {TARGET_S:.0f} s | "
+          "evaluations read / computed |")
+    print("|---|---|---|---|---|")
+    for page, imp, ren, exc, read, computed in rows:
         ok = "exception" if exc else ("yes" if ren < TARGET_S else "NO")
-        print(f"| {page} | {imp:.2f} | {ren:.2f} | {ok} |")
+        print(f"| {page} | {imp:.2f} | {ren:.2f} | {ok} | {read} / {computed} |")
     print(f"\n(median of {reps} fresh processes per page; render = AppTest.run() after "
-          "switch_page, imports excluded)")
+          "switch_page; import = views.launch.preload, done before `make run`'s server opens)")
     print(f"# load after: {load()}")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -24,3 +27,16 @@ def pick_device(pref: str = "auto") -> torch.device:
     if pref not in avail:
         raise ValueError(f"device {pref!r} is not available here (available: {', '.join(avail)})")
     return torch.device(pref)
+
+
+def describe(device: torch.device | str = "cpu") -> str:
+    """The processor a timing ran on, e.g. "Intel Xeon ..., 2 torch threads" or the GPU's name:
+    stored next to timings that are kept on disk and shown elsewhere (flowviz.store)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    info = Path("/proc/cpuinfo")
+    cpu = next((ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+                if ln.startswith("model name")), None) if info.exists() else None
+    return (f"{cpu or platform.processor() or platform.machine()}, "
+            f"{torch.get_num_threads()} torch threads")

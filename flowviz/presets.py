@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, metrics, solvers
+from . import checkpoint, metrics, solvers, store
 from .config import ConfigError
 from .experiment import ReflowRun, data_samplers, phase_ids, phases
 from .methods import meanflow, shortcut
@@ -67,6 +67,12 @@ def spec(path: Path) -> Preset:
     if bad := [c for c in q if c[2] not in ("<=", ">=") or c[0] not in phase_ids(run)]:
         raise ConfigError(f"preset {path.name}: bad quality claim {bad[0]}")
     return Preset(Path(path).stem, d["kind"], page, d.get("about", ""), run, q)
+
+
+def weights_digest(name: str) -> str:
+    """A digest of preset ``name``'s checkpoint file: it keys the evaluations of its weights
+    (flowviz.store), so a retrained preset is evaluated afresh."""
+    return store.file_digest(str(specs()[name].path))
 
 
 @cache

@@ -23,6 +23,7 @@ from .exact import ExactField
 from .methods.meanflow import trajectory
 from .metrics import energy_distance
 from .paths import PATHS
+from .solvers import solve
 from .viz.meanflow import jumps_fig
 
 LIM = 4.5
@@ -168,8 +169,65 @@ def meanflow(spec: FigureSpec, n: int = 200) -> dict[str, Panel]:
     return {"mf-jumps": jumps_panel(jj, x1[:600])}
 
 
+def exact_coupling(field: ExactField, x0: torch.Tensor, steps: int = 8) -> tuple:
+    """ReFlow §1 (article §3, eq. 6): (x0, Φ*(x0)), the pairs the exact 1-rectified flow makes
+    (RK4), with no training."""
+    return x0, solve(field, x0, "rk4", steps).x.float()
+
+
+def couplings_section(couplings: dict, n_show: int = 150, n_metrics: int = 300,
+                      lim: float = LIM) -> dict[str, tuple[Panel, dict]]:
+    """Pair lines of each coupling (title -> (x0, x1)) and its metrics (crossings on
+    n_metrics pairs, transport cost)."""
+    return {t: (Panel(viz.pair_lines_fig(a, b, t, n_show, lim, height=400), {"x0": a, "x1": b}),
+                coupling_metrics(a, b, n_metrics))
+            for t, (a, b) in couplings.items()}
+
+
+def reflow(spec: FigureSpec, n: int = 300) -> dict[str, Panel]:
+    """The page's section 1: independent pairs, the exact 1-RF's pairs, minibatch-OT pairs."""
+    x1 = data.sample(spec.target, spec.n_data, spec.seed)[0]
+    x0 = data.sample("gaussian", len(x1), spec.seed + 1)[0]
+    perm = torch.randperm(len(x1), generator=torch.Generator().manual_seed(spec.seed))
+    indep = (x0[:n], x1[perm[:n]])
+    couplings = {"Independent pairs (1-RF)": indep,
+                 "Exact 1-RF's pairs (rectified)": exact_coupling(
+                     ExactField(x1, h=spec.h), data.sample("gaussian", n, spec.seed + 1)[0]),
+                 "Minibatch-OT pairs": data.minibatch_ot(*indep)}
+    names = ("independent", "rectified", "ot")
+    return {f"coupling-{k}": p for k, (p, _) in zip(names, couplings_section(couplings).values(),
+                                                       strict=True)}
+
+
+def euler_clouds(field: ExactField, x0: torch.Tensor, ref: torch.Tensor,
+                 ms=(1, 4, 32)) -> dict[int, tuple[torch.Tensor, float]]:
+    """Shortcut §1 (article §5): m Euler steps of the exact field v* (the best a flow-matching
+    model can do) and each cloud's energy distance to ``ref``."""
+    out = {}
+    for m in ms:
+        x = solve(field, x0, "euler", m).x.float()
+        out[m] = (x, energy_distance(x, ref))
+    return out
+
+
+def clouds_section(clouds: dict, ref: torch.Tensor, lim: float = LIM) -> dict[int, Panel]:
+    return {m: Panel(viz.clouds_fig({"data": ref, f"{m} Euler step{'s' * (m > 1)}": x},
+                                    f"Exact v*, {m} Euler step{'s' * (m > 1)} · ED {ed:.3f}",
+                                    lim, 330), {"x": x, "data": ref})
+            for m, (x, ed) in clouds.items()}
+
+
+def shortcut(spec: FigureSpec, n: int = 600) -> dict[str, Panel]:
+    """The page's "why": even the exact FM field needs many Euler steps."""
+    field = ExactField(data.sample(spec.target, spec.n_data, spec.seed)[0], h=spec.h)
+    x0 = data.sample("gaussian", n, spec.seed + 1)[0]
+    ref = field.sample_target(n, torch.Generator().manual_seed(99))
+    return {f"exact-euler-{m}": p
+            for m, p in clouds_section(euler_clouds(field, x0, ref), ref).items()}
+
+
 PAGES = {"straight_pairs": straight_pairs, "diffusion_vs_fm": diffusion_vs_fm,
-         "meanflow": meanflow}
+         "reflow": reflow, "shortcut": shortcut, "meanflow": meanflow}
 
 
 def write(spec: FigureSpec, out: str | Path, formats=("png", "svg", "csv")) -> list[Path]:

@@ -3,14 +3,17 @@
 - torch uses 2 threads (the reference machine has 2 cores; more threads only add contention).
 - `seed` fixture: seeds python, numpy and torch and returns the seed, for reproducible tests.
 - tests marked `gpu` are skipped when CUDA is not available.
+- flowviz.store writes to a temporary folder, never to the user's ~/.cache.
 """
 
 import os
 import random
+import tempfile
 
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
 # fight each other and tiny models run ~60x slower. Must be set before torch loads OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ["FLOWVIZ_CACHE"] = tempfile.mkdtemp(prefix="flowviz-test-cache-")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import streamlit as st
 import torch
 
 import flowviz as fv
-from flowviz import checkpoint, config, presets
+from flowviz import checkpoint, config, presets, store
 from flowviz.data import LABELS, SAMPLERS, PointsError, load_points
 from flowviz.experiment import UPLOAD, phases
 from flowviz.serve import MAX_RUNS, MAX_TRAININGS, TORCH_THREADS, TrainingSlots, evict_oldest
@@ -123,6 +124,20 @@ def require_data(cfg: Settings) -> bool:
     return uploaded_points() is not None
 
 
+def run_key(kind: str, *parts) -> str:
+    """A run's key in session_state["runs"]: the same in every process (it also names the run's
+    evaluations on disk, see Results)."""
+    return f"{kind}:{store.digest(*parts)}"
+
+
+def cached(show_spinner: bool | str = False, max_entries: int = 16):
+    """st.cache_data over flowviz.store.stored: in memory for this server, on disk across
+    servers (assets/evals ships the presets' defaults)."""
+    def deco(fn):
+        return st.cache_data(show_spinner=show_spinner, max_entries=max_entries)(store.stored(fn))
+    return deco
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def data_points(name: str, n: int, seed: int, upload: str = "") -> torch.Tensor:
     """The empirical data set (N, 2) of a dataset name (uploads: the validated points)."""
@@ -144,6 +159,25 @@ def exact_field(cfg: Settings, path: str = "linear") -> fv.ExactField:
     """The closed-form field v* for the current data (read-only, shared across reruns)."""
     pts = data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)
     return fv.ExactField(pts, fv.paths.PATHS[path], h=cfg.h)
+
+
+@cached("Measuring the exact field at NFE 1…128…")
+def exact_nfe_curve(cfg: Settings, n: int = 2000) -> tuple[list[int], list[float]]:
+    """Energy distance of n Euler samples of the exact v* (from Gaussian noise) to n samples of
+    the data, at NFE 1…128: the reference line of every quality-vs-NFE chart."""
+    field = exact_field(cfg)
+    ref = field.sample_target(n, torch.Generator().manual_seed(99))
+    return fv.analysis.quality_vs_nfe(field, source_points("gaussian", n, cfg.seed + 1), ref)
+
+
+@cached()
+def ed_noise(cfg: Settings, n: int = 2000, reps: int = 3) -> float:
+    """RMS energy distance between independent n-point sets of the data itself: the sampling
+    noise of an energy distance at this size."""
+    field, g = exact_field(cfg), torch.Generator().manual_seed(123)
+    eds = [fv.metrics.energy_distance(field.sample_target(n, g), field.sample_target(n, g))
+           for _ in range(reps)]
+    return float(torch.tensor(eds).pow(2).mean().sqrt())
 
 
 def chart(fig, key: str, traj=None, ts=None, arrays: dict | None = None) -> None:
@@ -383,16 +417,23 @@ _SHARED_LOCK = threading.Lock()
 class Results(dict):
     """A page's per-session cache of evaluations keyed (run key, step). Entries of preset runs
     are the same in every session (same weights, same data), so they live in one server-wide
-    store, computed once: a session asking while another computes one waits for it."""
+    store, computed once: a session asking while another computes one waits for it. They are
+    also kept on disk (flowviz.store, keyed by the preset's weights and the page's code), so a
+    fresh server serves them from assets/evals or the user's cache without computing."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, page: str = ""):
         super().__init__()
-        self.name = name
+        self.name, self.page = name, page
 
     def _shared(self, rk) -> tuple | None:
         runs = st.session_state.get("runs", {})
         s = runs.get(rk[0]) if isinstance(rk, tuple) and rk else None
         return (self.name, rk) if s is not None and "preset" in s.meta else None
+
+    def _disk_key(self, k) -> str:
+        s = st.session_state["runs"][k[1][0]]
+        return store.digest("results", k, presets.weights_digest(s.meta["preset"]),
+                            store.source_digest(self.page))
 
     def __contains__(self, rk) -> bool:
         if dict.__contains__(self, rk):
@@ -402,6 +443,11 @@ class Results(dict):
         with _SHARED_LOCK:
             if k in _SHARED:
                 return True
+            try:
+                _SHARED[k] = store.load(self._disk_key(k))
+                return True
+            except KeyError:
+                pass
             if (ev := _PENDING.get(k)) is None:
                 _PENDING[k] = threading.Event()
                 return False  # this session computes it
@@ -425,6 +471,7 @@ class Results(dict):
     def __setitem__(self, rk, value) -> None:
         if (k := self._shared(rk)) is None:
             return dict.__setitem__(self, rk, value)
+        store.save(self._disk_key(k), value)
         with _SHARED_LOCK:
             _SHARED[k] = value
             if (ev := _PENDING.pop(k, None)) is not None:
@@ -433,4 +480,5 @@ class Results(dict):
 
 def results(name: str) -> Results:
     """This session's evaluation cache ``name`` (preset runs' entries shared, see Results)."""
-    return st.session_state.setdefault(name, Results(name))
+    page = sys._getframe(1).f_globals.get("__file__", "")  # the page that computes them
+    return st.session_state.setdefault(name, Results(name, page))

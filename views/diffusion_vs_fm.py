@@ -13,7 +13,7 @@ from flowviz.analysis import NFES, adaptive_point, quality_vs_nfe
 from flowviz.metrics import rms_error
 from flowviz.paths import PATHS
 from flowviz.reproduce import ODES, ode_geometry, ode_section
-from views.common import chart, exact_field, page_settings, source_points
+from views.common import cached, chart, exact_field, page_settings, source_points
 from views.share import reproduce_box
 from views.teach import notice, predict
 
@@ -47,8 +47,7 @@ x0 = source_points("gaussian", N_EVAL, cfg.seed + 1)
 
 
 # persist="disk": a measured sweep survives server restarts (keyed by the settings it used)
-@st.cache_data(show_spinner="Solving both ODEs accurately (dopri5, tol 1e-7)…", max_entries=16,
-               persist="disk")
+@cached(show_spinner="Solving both ODEs accurately (dopri5, tol 1e-7)…", max_entries=16)
 def reference(cfg):
     """Endpoints of the first N_ERR noise samples under a tight adaptive solve: the answer key
     every cheaper solve is measured against (its error, free of sampling noise)."""
@@ -56,22 +55,21 @@ def reference(cfg):
             for k in KINDS}
 
 
-@st.cache_data(show_spinner="Measuring both ODEs at NFE 1…128…", max_entries=16, persist="disk")
+@cached(show_spinner="Measuring both ODEs at NFE 1…128…", max_entries=16)
 def sweep(cfg, solver: str):
     ref = reference(cfg)
     return {k: quality_vs_nfe(fields[k], x0[:N_ERR], ref[k], solver, t1=t_end[k],
                               metric=rms_error) for k in KINDS}
 
 
-@st.cache_data(show_spinner="Adaptive solver at four tolerances…", max_entries=16,
-               persist="disk")
+@cached(show_spinner="Adaptive solver at four tolerances…", max_entries=16)
 def adaptive(cfg):
     ref = reference(cfg)
     return {k: [adaptive_point(fields[k], x0[:N_ERR], ref[k], tol=tol, t1=t_end[k],
                                metric=rms_error) for tol in TOLS] for k in KINDS}
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@cached(show_spinner=False, max_entries=16)
 def geometry(cfg):  # also `python -m flowviz figure diffusion_vs_fm`
     return {k: ode_geometry(fields[k], x0[:N_PATHS], t_end[k]) for k in KINDS}
 

@@ -15,6 +15,7 @@ import torch
 
 import flowviz as fv
 from flowviz import presets
+from flowviz.device import describe
 from flowviz.methods.instaflow import (
     CONDITIONS,
     FIXES,
@@ -30,7 +31,7 @@ from flowviz.methods.reflow import LOSSES
 from flowviz.paths import VPPath
 from flowviz.solvers import FIXED
 from flowviz.viz.instaflow import conditioned_paths_fig, latency_fig, per_condition_fig
-from views.common import chart, device, live_training, page_settings, results
+from views.common import cached, chart, device, live_training, page_settings, results, run_key
 from views.share import reproduce_box
 from views.teach import notice, predict
 
@@ -45,7 +46,7 @@ DATA_NAMES = {"8gaussians": "8 Gaussians by compass direction", "moons": "Moons:
               "two_spirals": "Two spirals: A / B", "checkerboard": "Checkerboard by cell"}
 
 
-@st.cache_data(show_spinner="Solving the exact conditional PF-ODE…", max_entries=16)
+@cached(show_spinner="Solving the exact conditional PF-ODE…", max_entries=16)
 def exact_preview(target: str, n_data: int, h: float, seed: int, solver: str, steps: int,
                   w: float, n: int = 120):
     """Paths of the exact guided teacher for each condition, from the same noise."""
@@ -111,7 +112,8 @@ def evaluate(key: str, pipe: InstaFlowPipeline) -> dict:
             ed = q[who] if m == steps.get(who, 1) else per_condition_quality(
                 pipe, who, m, N_EVAL, r.seed)
             rows.append((label, 1000 * latency(pipe, who, m), sum(ed) / len(ed)))
-        res[rk] = {"q": q, "fidelity": fid, "latency": rows, "coupling": coupling_report(pipe)}
+        res[rk] = {"q": q, "fidelity": fid, "latency": rows, "coupling": coupling_report(pipe),
+                   "machine": describe(pipe.device)}
     return res[rk]
 
 
@@ -188,7 +190,7 @@ run = dataclasses.replace(
     fix=fix if rare >= 0 else "none", student_steps=s_steps, student_loss=s_loss,
     reflow=dataclasses.replace(base.reflow, optim=dataclasses.replace(base.reflow.optim,
                                                                       steps=rf_steps)))
-key = f"if:{hash((run, str(dev)))}"
+key = run_key("if", run, str(dev))
 label = (f"{TEACHER_NAMES[teacher].split(' (')[0]} · w={w:g} · {t_steps} {solver} steps · "
          + (f"{names[rare]} at {100 * share:g} % · {FIX_NAMES[run.fix]}" if rare >= 0
             else "balanced prompts"))
@@ -270,14 +272,14 @@ if pipe is not None and pipe.done and pipe.status != "nan":
                "the curved paths of the teacher cost it nothing. On images the teacher's map is "
                "far less regular than one simple part per condition.")
 
-    st.subheader("Latency vs quality on this machine")
+    st.subheader("Latency vs quality")
     rows = res["latency"]
     c1, c2 = st.columns([1.2, 1])
     with c1:
         chart(latency_fig(rows, "Wall time per 10 000 samples vs quality"), f"if-lat-{key}")
     c2.dataframe(pd.DataFrame([{"sampler": a, "ms / 10k samples": b, "mean ED": c}
                                for a, b, c in rows]).style.format(precision=4), hide_index=True)
-    c2.caption(f"Best of 3 on {dev.type.upper()}, conditions mixed. The teacher's cost grows "
+    c2.caption(f"Best of 3 on {res['machine']}, conditions mixed. The teacher's cost grows "
                "with its steps; the student is one call whatever the target.")
     ed_t, ed_s = mean(q["teacher"]), mean(q["student from 2-RF"])
     predict("if-students",

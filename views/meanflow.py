@@ -29,13 +29,17 @@ from flowviz.methods import shortcut as sc
 from flowviz.reproduce import jumps_panel, one_step_jumps
 from flowviz.viz import meanflow as mviz
 from views.common import (
+    cached,
     chart,
     data_points,
     device,
+    ed_noise,
     exact_field,
+    exact_nfe_curve,
     live_training,
     page_settings,
     results,
+    run_key,
     source_points,
     training_active,
     uploaded_points,
@@ -52,14 +56,14 @@ def substeps(cfg) -> int:
     return 1 if cfg.h > 0 else 5
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@cached(show_spinner=False, max_entries=64)
 def exact_mean(cfg, px: float, py: float) -> dict:
     """v* and its mean velocity u* along the exact trajectory from (px, py) at t = 0."""
     r = mf.mean_vs_instantaneous(exact_field(cfg), torch.tensor([[px, py]]), GRID, substeps(cfg))
     return {"ts": r["ts"], "traj": r["traj"][:, 0], "v": r["v"][:, 0], "u": r["u"][:, :, 0]}
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@cached(show_spinner=False, max_entries=16)
 def exact_jumps(cfg, n: int = 200) -> dict:
     """One Euler step of v* against one jump of u*(x0, 0, 1) (= the exact flow's end, by 12 RK4
     steps: within 0.01 of a 400-step solve at h = 0.05)."""
@@ -67,26 +71,11 @@ def exact_jumps(cfg, n: int = 200) -> dict:
     return one_step_jumps(exact_field(cfg), x0, 12 * substeps(cfg), N_EVAL // 2)
 
 
-@st.cache_data(show_spinner="Measuring the exact field at NFE 1…128", max_entries=16)
-def exact_nfe_curve(cfg):
-    field = exact_field(cfg)
-    ref = field.sample_target(N_EVAL, torch.Generator().manual_seed(99))
-    return quality_vs_nfe(field, source_points("gaussian", 1000, cfg.seed + 1), ref)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def ed_noise(cfg) -> float:
-    """|ED| between two independent N_EVAL-point sets of the exact target: the sampling noise of
-    every energy distance on this page."""
-    field, g = exact_field(cfg), torch.Generator().manual_seed(123)
-    return abs(fv.metrics.energy_distance(field.sample_target(N_EVAL, g),
-                                          field.sample_target(N_EVAL, g)))
-
 
 def nfe_fig(curves: dict, title: str, cfg, gaussian: bool):
     """Quality vs NFE on log axes. ED estimates are unbiased and dip below 0 within their noise:
     values under the measured noise level are drawn on its dashed line."""
-    floor = ed_noise(cfg) if gaussian else 1e-4
+    floor = ed_noise(cfg, N_EVAL) if gaussian else 1e-4
     shown = {k: (n, [max(q, floor) for q in qs]) for k, (n, qs) in curves.items()}
     fig = fv.viz.quality_vs_nfe_fig(shown, title=title)
     if gaussian:
@@ -256,7 +245,7 @@ run = MeanFlowRun(
     batch=batch, model=fv.models.MLPConfig(hidden=hidden, n_scalars=2, emb_scale=emb),
     optim=fv.OptimConfig(steps=steps, lr=lr, ema=ema, grad_clip=clip, seed=cfg.seed),
     meanflow=mf.MeanFlowConfig(frac_neq=frac, time_sampler=sampler, p=p, fm_warmup=warm))
-key = f"mf:{hash((run, cfg.upload, cfg.device))}"
+key = run_key("mf", run, cfg.upload, cfg.device)
 dev = device(cfg)
 state = live_training(key, lambda: build_meanflow(run, dev, uploaded_points()), chunk=50,
                       meta={"label": f"MeanFlow, w{hidden}", "data": data_key, "page": "meanflow"},

@@ -28,17 +28,21 @@ from flowviz.methods.reflow import (
     time_pdf,
 )
 from flowviz.models import MLPConfig
+from flowviz.reproduce import couplings_section, exact_coupling
 from flowviz.solvers import ADAPTIVE, METHODS
 from flowviz.viz.reflow import as_svg, crossing_fig, hist_pdf_fig, qq_fig
 from views.common import (
     NAMES,
+    cached,
     chart,
     data_points,
     device,
     exact_field,
+    exact_nfe_curve,
     live_training,
     page_settings,
     results,
+    run_key,
     source_points,
     uploaded_points,
 )
@@ -56,18 +60,11 @@ def ed_floor(q):
     return [max(FLOOR, v) for v in q]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@cached(show_spinner=False, max_entries=16)
 def exact_pairs(cfg, n: int = N_CROSS):
     """(x0, Phi*(x0)): the coupling of the exact 1-RF field v* (RK4, 8 steps), no training."""
-    x0 = source_points("gaussian", n, cfg.seed + 1)
-    return x0, fv.solve(exact_field(cfg), x0, "rk4", 8).x.float()
+    return exact_coupling(exact_field(cfg), source_points("gaussian", n, cfg.seed + 1))
 
-
-@st.cache_data(show_spinner="Measuring the exact field at NFE 1…128…", max_entries=16)
-def exact_nfe_curve(cfg):
-    field = exact_field(cfg)
-    ref = field.sample_target(N_EVAL, torch.Generator().manual_seed(99))
-    return quality_vs_nfe(field, source_points("gaussian", N_EVAL, cfg.seed + 1), ref)
 
 
 def pair_progress(p):
@@ -120,12 +117,11 @@ panels = [("Independent pairs (1-RF)", indep)]
 if gaussian_source:
     panels.append(("Exact 1-RF's pairs (rectified)", exact_pairs(cfg, n_cross)))
 panels.append(("Minibatch-OT pairs", fv.data.minibatch_ot(*indep)))
-cm = {}  # coupling metrics by panel, for the question below
-for col, (title, (a, b)) in zip(st.columns(len(panels)), panels, strict=True):
-    m = cm[title] = coupling_metrics(a, b, N_CROSS)
+sec1 = couplings_section(dict(panels), n_show, N_CROSS, LIM)  # also `python -m flowviz figure`
+cm = {title: m for title, (_, m) in sec1.items()}  # coupling metrics, for the question below
+for col, (title, (p, m)) in zip(st.columns(len(panels)), sec1.items(), strict=True):
     with col:
-        chart(as_svg(fv.viz.pair_lines_fig(a, b, title, n_show, LIM, height=400)),
-              f"rf-coupling-{title}")
+        chart(p.fig, f"rf-coupling-{title}", arrays=p.arrays)
         k1, k2 = st.columns(2)
         k1.metric("Crossing pairs of lines", f"{100 * m['crossing_fraction']:.1f} %")
         k2.metric("Transport cost", f"{m['transport_cost']:.2f}", help="E‖x1 − x0‖²")
@@ -171,7 +167,7 @@ def fm_run(coupling: str) -> fv.FMRun:
 
 
 def rf1_key(coupling: str) -> str:
-    return f"rf1:{hash((fm_run(coupling), cfg.upload, str(dev)))}"
+    return run_key("rf1", fm_run(coupling), cfg.upload, str(dev))
 
 
 def rf1_meta(coupling: str) -> dict:
@@ -193,7 +189,7 @@ if not any(k.startswith("rf1:") and v.meta.get("data") == data_key for k, v in r
 
 
 def pairs_key(prev_key: str) -> str:
-    return f"rfp:{hash((prev_key, pcfg))}"
+    return run_key("rfp", prev_key, pcfg)
 
 
 def t_label() -> str:
@@ -229,7 +225,7 @@ def pair_phase_ui(k: int, prev_key: str, prev_state) -> tuple[str, object]:
 
 def train_phase_ui(k: int, pk: str, pstate, prev_state) -> tuple[str, object]:
     """Phase 'train the k-RF on the pairs of round k - 1'."""
-    key = f"rf{k}:{hash((pk, rcfg))}"
+    key = run_key(f"rf{k}", pk, rcfg)
     waiting = "" if pstate is not None and pstate.done else "waiting for its pairs"
     slot = st.empty()
     status_line(f"Train the {ROUND_NAMES[k]}", runs.get(key), waiting, slot)

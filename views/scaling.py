@@ -16,7 +16,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from flowviz import checkpoint
+from flowviz import checkpoint, store
+from flowviz.device import describe
 from flowviz.images import data as imdata
 from flowviz.images.experiment import LABELS, NFES, ImageRun, build_image, generate, noise
 from flowviz.images.frechet import METRIC, standard_fid_status
@@ -28,7 +29,7 @@ from flowviz.models import DIGITS_UNET, n_params
 from flowviz.solvers import solve
 from flowviz.train import OptimConfig
 from flowviz.viz.style import base
-from views.common import chart, device, live_training, page_settings
+from views.common import cached, chart, device, live_training, page_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "assets" / "presets" / "images"
@@ -62,9 +63,9 @@ def load_presets() -> dict:
     return out
 
 
-def stamp(method: str) -> tuple:
-    st_ = (PRESETS / f"digits-{method}.pt").stat()
-    return (st_.st_size, st_.st_mtime_ns)
+def stamp(method: str) -> str:
+    """The preset file's content digest: a retrained preset is sampled afresh."""
+    return store.file_digest(str(PRESETS / f"digits-{method}.pt"))
 
 
 @st.cache_data(show_spinner=False)
@@ -73,11 +74,10 @@ def measured_quality() -> pd.DataFrame:
     return pd.DataFrame(json.loads(p.read_text())) if p.is_file() else pd.DataFrame()
 
 
-@st.cache_data(show_spinner="Sampling the presets (once per machine: cached on disk)…",
-               persist="disk")
-def grids(method: str, nfe_list: tuple, seed: int, stamp: tuple = ()) -> dict:
-    """NFE -> (uint8 grid, seconds) for a preset, all from the same noise. ``stamp``: the
-    preset file's (size, mtime), so a retrained preset is sampled afresh."""
+@cached(show_spinner="Sampling the presets (once: then kept on disk)…")
+def grids(method: str, nfe_list: tuple, seed: int, stamp: str = "") -> dict:
+    """NFE -> (uint8 grid, seconds) for a preset, all from the same noise, and "machine": where
+    the seconds were measured. ``stamp``: the preset file's digest."""
     run, net = load_presets()[method]
     x0 = noise(run, N_GRID, seed)
     out = {}
@@ -86,7 +86,8 @@ def grids(method: str, nfe_list: tuple, seed: int, stamp: tuple = ()) -> dict:
             continue
         t0 = time.perf_counter()
         x = generate(run, net, x0, k)
-        out[k] = (to_grid(x, 4, scale=4), time.perf_counter() - t0)
+        out[k] = (to_grid(x, 4), time.perf_counter() - t0)  # drawn 4x: kept small on disk
+    out["machine"] = describe()
     return out
 
 
@@ -101,7 +102,8 @@ def grid_rows(rows: dict, nfe_list) -> None:
         cols[0].markdown(label)
         for c, k in zip(cols[1:], nfe_list, strict=True):
             if k in g:
-                c.image(g[k][0], caption=f"{1e3 * g[k][1]:.0f} ms here", width="stretch")
+                c.image(g[k][0].repeat(4, 0).repeat(4, 1), caption=f"{1e3 * g[k][1]:.0f} ms",
+                        width="stretch")
             else:
                 c.caption("one-step only")
 
@@ -156,12 +158,14 @@ with tab_presets:
                                  key="img_nfe")
         nfe_list = tuple(k for k in NFES if shown[0] <= k <= shown[1])
         st.subheader("The same noise, every method, every step count")
-        grid_rows({LABELS[m]: grids(m, nfe_list, cfg.seed, stamp(m)) for m in chosen},
-                  nfe_list)
+        rows = {LABELS[m]: grids(m, nfe_list, cfg.seed, stamp(m)) for m in chosen}
+        grid_rows(rows, nfe_list)
         run0 = presets[chosen[0]][0] if chosen else next(iter(presets.values()))[0]
         st.caption(f"U-Net of {n_params(presets[ORDER[0]][1]) / 1e6:.2f}M parameters on "
                    f"{run0.model.dims} digits; each grid is {N_GRID} samples from seed "
-                   f"{cfg.seed} (sidebar). Times are this machine's, for the {N_GRID} samples. "
+                   f"{cfg.seed} (sidebar). Times are for the {N_GRID} samples, measured when the "
+                   "grids were first computed, on "
+                   + "; ".join(sorted({g["machine"] for g in rows.values()})) + ". "
                    "Configs: `assets/presets/images/*.json`, retrained by "
                    "`bash assets/presets/images/train.sh`.")
 

@@ -8,9 +8,10 @@ settings they load from the presets), sampled from the same noise against the sa
 import pandas as pd
 import streamlit as st
 
+from flowviz import presets, store
 from flowviz import scoreboard as sb
 from flowviz.viz.figures import quality_vs_nfe_fig
-from views.common import chart, device, live_training, page_settings, uploaded_points
+from views.common import chart, device, live_training, page_settings, run_key, uploaded_points
 from views.share import reproduce_box
 from views.teach import notice, predict
 
@@ -48,8 +49,12 @@ def _curves(runner, runs: dict, uploaded, dev) -> dict:
 
 @st.cache_resource(show_spinner="Measuring the presets at NFE 1…128…", max_entries=8)
 def preset_curves(runs_key: str, finished: tuple, dev: str, _runner, _runs) -> dict:
-    """Curves of preset models only: the same for every session, measured once per server."""
-    return _curves(_runner, _runs, None, dev)
+    """Curves of preset models only: the same for every session, measured once (flowviz.store
+    keeps them on disk, keyed by the presets' weights and this page's code)."""
+    weights = sorted(presets.weights_digest(_runner.jobs[k].meta["preset"]) for k in finished)
+    key = store.digest("scoreboard", runs_key, finished, dev, weights,
+                       store.source_digest(__file__))
+    return store.fetch(key, lambda: _curves(_runner, _runs, None, dev))
 
 
 def measured(key: str, runner, runs: dict, uploaded, dev) -> dict:
@@ -70,7 +75,7 @@ cfg = page_settings()
 dev = device(cfg)
 up = uploaded_points()
 runs = sb.runs_for(cfg.source, cfg.target, cfg.n_data, cfg.h, cfg.seed)
-key = f"sb:{hash((str(runs), cfg.upload, str(dev)))}"
+key = run_key("sb", str(runs), cfg.upload, str(dev))
 state = st.session_state.get("runs", {}).get(key)
 runner = state if state is not None else fresh(runs, cfg.seed, dev, up)
 notice("Read the chart from left to right: at NFE 1 only the straightened or jump-trained "

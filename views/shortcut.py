@@ -23,13 +23,18 @@ from flowviz.methods.shortcut import (
     sample,
 )
 from flowviz.models import MLPConfig
+from flowviz.reproduce import clouds_section, euler_clouds
 from views.common import (
+    cached,
     chart,
     device,
+    ed_noise,
     exact_field,
+    exact_nfe_curve,
     live_training,
     page_settings,
     results,
+    run_key,
     source_points,
     training_active,
     uploaded_points,
@@ -52,34 +57,12 @@ def ed_floor(q):
     return [max(FLOOR, v) for v in q]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@cached(show_spinner=False, max_entries=16)
 def exact_clouds(cfg, ms=(1, 4, 32), n=600):
     """Euler samples of the exact FM field v* (no training): what a perfect FM model gives."""
     field = exact_field(cfg)
-    x0 = source_points("gaussian", n, cfg.seed + 1)
     ref = field.sample_target(n, torch.Generator().manual_seed(99))
-    out = {}
-    for m in ms:
-        x = fv.solve(field, x0, "euler", m).x.float()
-        out[m] = (x, fv.metrics.energy_distance(x, ref))
-    return out, ref
-
-
-@st.cache_data(show_spinner="Measuring the exact field at NFE 1…128", max_entries=16)
-def exact_curve(cfg):
-    field = exact_field(cfg)
-    ref = field.sample_target(N_EVAL, torch.Generator().manual_seed(99))
-    return quality_vs_nfe(field, source_points("gaussian", N_EVAL, cfg.seed + 1), ref)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def ed_noise(cfg, reps: int = 3) -> float:
-    """RMS energy distance between independent N_EVAL-point sets of the data itself: the
-    sampling noise of every ED on this page."""
-    field, g = exact_field(cfg), torch.Generator().manual_seed(123)
-    eds = [fv.metrics.energy_distance(field.sample_target(N_EVAL, g),
-                                      field.sample_target(N_EVAL, g)) for _ in range(reps)]
-    return float(torch.tensor(eds).pow(2).mean().sqrt())
+    return euler_clouds(field, source_points("gaussian", n, cfg.seed + 1), ref, ms), ref
 
 
 def parse(text: str) -> tuple[float, ...]:
@@ -111,13 +94,10 @@ dev = device(cfg)
 if gaussian_source:
     with st.expander("Why: even the *exact* flow-matching field needs many steps", expanded=True):
         clouds, ref_small = exact_clouds(cfg)
-        cols = st.columns(len(clouds))
-        for col, (m, (x, ed)) in zip(cols, clouds.items(), strict=True):
-            steps_ = f"{m} Euler step{'s' * (m > 1)}"
+        cols = st.columns(len(clouds))  # also `python -m flowviz figure shortcut`
+        for col, (m, p) in zip(cols, clouds_section(clouds, ref_small, LIM).items(), strict=True):
             with col:
-                chart(fv.viz.clouds_fig({"data": ref_small, steps_: x},
-                                        f"Exact v*, {steps_} · ED {ed:.3f}", LIM, 330),
-                      f"exact-cloud-{m}")
+                chart(p.fig, f"exact-cloud-{m}", arrays=p.arrays)
         st.caption("Euler on the closed-form marginal field v* of this data (the best any FM "
                    "model can do): at t = 0, v*(x, 0) = E[x1] − x, so one step sends every "
                    "sample to the data mean. ED: energy distance to the data (lower is better; "
@@ -206,7 +186,7 @@ if off := run.shortcut.off_grid():
             "interpolate in d there, so those targets are guesses and the error climbs the "
             "levels up to the one-step jump. "
             + ("'Any step count' trains more step sizes." if d_grid == "pow2" else ""))
-key = f"sc:{hash((run, cfg.upload, cfg.device))}"
+key = run_key("sc", run, cfg.upload, cfg.device)
 data_key = (cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload)
 label = "custom" if rule == "custom" else rule.replace("_", " ")
 state = live_training(key, lambda: fv.build_shortcut(run, dev, uploaded_points()),
@@ -275,8 +255,8 @@ with c2:
                   column_config={"mean distance to M = 128": st.column_config.NumberColumn(
                       format="%.3f"), "ED to data": st.column_config.NumberColumn(format="%.4f")})
     st.caption(f"ED: energy distance of {N_EVAL} samples to {N_EVAL} data points (lower is "
-               f"better). Its sampling noise here is ±{ed_noise(cfg):.4f} (two independent data "
-               "sets); the estimate is unbiased, so values below zero are noise.")
+               f"better). Its sampling noise here is ±{ed_noise(cfg, N_EVAL):.4f} (two "
+               "independent data sets); the estimate is unbiased, so values below zero are noise.")
 chart(fv.viz.clouds_grid_fig(ref[:1000].cpu(), {m: r["x"][m][:1000] for m in MS},
                              {m: f"M = {m} · ED {r['ed'][m]:.4f}" for m in MS}, lim=LIM),
       "sc-clouds")
@@ -389,7 +369,7 @@ if fm_state is not None and fm_state.step > 0:
                    f"(ratio {a / b:.2f}), so FM gets {fm_state.cfg.steps} steps for the "
                    f"shortcut's {steps}.")
 if gaussian_source:
-    n_, q_ = exact_curve(cfg)
+    n_, q_ = exact_nfe_curve(cfg, N_EVAL)
     curves["exact v*, Euler (perfect FM)"] = (n_, ed_floor(q_))
 fig = fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs network calls "
                                 "(lower is better)", height=460)
@@ -398,7 +378,7 @@ chart(fig, "sc-quality")
 st.dataframe(rows, key="sc-quality-table", column_config={
     f"ED @{m}": st.column_config.NumberColumn(format="%.4f") for m in SHOWN}
     | {"train s": st.column_config.NumberColumn(format="%.1f")})
-st.caption(f"{N_EVAL} samples from the same noise against {N_EVAL} data points; sampling noise "
-           f"of ED ±{ed_noise(cfg):.4f}. Values below {FLOOR:g} (noise: the estimate is unbiased "
-           "and can be negative) are drawn at the floor. Every shortcut run of this session on "
-           "this data is a curve: train another target rule to compare.")
+st.caption(f"{N_EVAL} samples from the same noise against {N_EVAL} data points; sampling "
+           f"noise of ED ±{ed_noise(cfg, N_EVAL):.4f}. Values below {FLOOR:g} (noise: the estimate "
+           "is unbiased and can be negative) are drawn at the floor. Every shortcut run of this "
+           "session on this data is a curve: train another target rule to compare.")

@@ -17,9 +17,11 @@ from views.common import (
     data_points,
     device,
     exact_field,
+    exact_nfe_curve,
     live_training,
     page_settings,
     results,
+    run_key,
     source_points,
     uploaded_points,
 )
@@ -28,14 +30,6 @@ from views.teach import notice, predict
 
 LIM, GRID, N_PAIRS, N_PATHS = 4.5, 21, 150, 200
 
-
-@st.cache_data(show_spinner="Measuring the exact field at NFE 1…128", max_entries=16)
-def exact_nfe_curve(cfg):
-    field = exact_field(cfg)
-    g = torch.Generator().manual_seed(99)
-    ref = field.sample_target(2000, g)
-    x0 = source_points(cfg.source, 2000, cfg.seed + 1, cfg.upload)
-    return quality_vs_nfe(field, x0, ref)
 
 st.title("Straight pairs, curved flow")
 st.caption("Article §1.2, §2 and §2.1 · rectified flow: x_t = (1 − t) x0 + t x1, target x1 − x0")
@@ -168,7 +162,7 @@ run = fv.FMRun(source=cfg.source, target=cfg.target, coupling=coupling, n_data=c
                data_seed=cfg.seed, h=cfg.h, batch=batch,
                model=fv.models.MLPConfig(hidden=hidden),
                optim=fv.OptimConfig(steps=steps, lr=lr, seed=cfg.seed))
-key = f"fm:{hash((run, cfg.upload, cfg.device))}"
+key = run_key("fm", run, cfg.upload, cfg.device)
 dev = device(cfg)
 data_key = (cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload)
 label = {"independent": "1-RF, independent", "ot": "1-RF, minibatch OT"}[coupling]

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from .figures import _arrow_heads, _np, scatter
-from .style import ARROW, LINE, SOURCE, TARGET, base
+from .style import ARROW, LINE, SOURCE, TARGET, base, template
 
 
 def step_colors(ms) -> dict:
@@ -110,7 +110,7 @@ def clouds_grid_fig(ref, clouds: dict, titles: dict | None = None, cols: int = 4
         fig.update_xaxes(range=[-lim, lim], showticklabels=False, row=row, col=col)
         fig.update_yaxes(range=[-lim, lim], showticklabels=False, scaleanchor=f"x{axis}",
                          scaleratio=1, row=row, col=col)
-    fig.update_layout(template="plotly_white", height=rows * panel + 80,
+    fig.update_layout(template=template(), height=rows * panel + 80,
                       margin=dict(l=10, r=10, t=40, b=30),
                       legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
     return fig
