@@ -42,6 +42,8 @@ from machine import cpu, load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["straight_pairs", "shortcut", "meanflow", "reflow"]
+FIRST_PAGES = ["straight_pairs", "reflow", "instaflow", "shortcut", "meanflow", "scoreboard",
+               "scaling"]
 CHART = '[data-testid="stPlotlyChart"]'
 EXC = '[data-testid="stException"]'
 
@@ -52,16 +54,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen:
+def start_server(port: int, log: Path, how: str = "launch") -> subprocess.Popen:
+    """``how``: "launch" is `make run` (python -m views.launch: imports before the server
+    opens), "streamlit" is plain `streamlit run app.py` (imports at the first visitor)."""
     env = os.environ | {"FLOWVIZ_MAX_TRAININGS": "2", "FLOWVIZ_TORCH_THREADS": "1",
                         "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = ["-m", "views.launch"] if how == "launch" else ["-m", "streamlit", "run", "app.py"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, *cmd, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
@@ -286,13 +291,53 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+async def first_visitors(a) -> int:
+    """One fresh server per preset page and one visitor: the wait of a class's first student
+    (no user cache: evaluations come from the shipped store, assets/evals, or are computed)."""
+    print(f"machine: {cpu()}, {os.cpu_count()} cores; server: {a.server}; before: {load()}")
+    rows, bad = [], 0
+    for name in FIRST_PAGES:
+        port, log = free_port(), Path(tempfile.gettempdir()) / "flowviz_first_visitor.log"
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["FLOWVIZ_CACHE"] = cache
+            t0 = time.perf_counter()
+            server = start_server(port, log, a.server)
+            start = time.perf_counter() - t0
+            try:
+                r = await ws_viewer(f"http://127.0.0.1:{port}", name, a.timeout)
+            finally:
+                stop_server(server)
+        bad += "error" in r or bool(r.get("exceptions")) or not r.get("preset", name in
+                                                                        ("scoreboard", "scaling"))
+        rows.append((name, start, r.get("first_chart_s", float("nan")),
+                     r.get("done_s", float("nan")), r.get("charts", 0), r.get("error", "")))
+        print(f"{name}: server up in {start:.1f} s, first chart {rows[-1][2]:.2f} s, page "
+              f"done {rows[-1][3]:.2f} s, {rows[-1][4]} charts {rows[-1][5]}", flush=True)
+    print(f"after: {load()}\n\n| page | server start (s) | first chart (s) | page done (s) | "
+          "charts |\n|---|---|---|---|---|")
+    for name, start, first, done, charts, _ in rows:
+        print(f"| {name} | {start:.1f} | {first:.2f} | {done:.2f} | {charts} |")
+    return 1 if bad else 0
+
+
 async def main_async(a) -> int:
+    if a.first_visitor:
+        return await first_visitors(a)
     if a.client == "chromium":
         from playwright.async_api import async_playwright
 
     port, log = free_port(), Path(tempfile.gettempdir()) / "flowviz_load_test_server.log"
     print(f"machine: {cpu()}, {os.cpu_count()} cores; before: {load()}", flush=True)
-    server = start_server(port, log)
+    server = start_server(port, log, a.server)
     url = f"http://127.0.0.1:{port}"
     mem, stop = [], asyncio.Event()
     try:
@@ -323,12 +368,7 @@ async def main_async(a) -> int:
         stop.set()
         await sampler
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_server(server)
     after = load()
     errors = [r for r in results if "error" in r or r.get("exceptions")]
     viewers = [r for r in results if r["kind"] == "preset" and "error" not in r]
@@ -371,6 +411,10 @@ def main() -> int:
     p.add_argument("--trainers", type=int, default=4)
     p.add_argument("--steps", type=int, default=300, help="training steps per trainer")
     p.add_argument("--timeout", type=float, default=600, help="seconds for the whole load")
+    p.add_argument("--first-visitor", action="store_true",
+                   help="instead: a fresh server per preset page, one visitor each")
+    p.add_argument("--server", choices=["launch", "streamlit"], default="launch",
+                   help="launch: `make run` (python -m views.launch); streamlit: streamlit run")
     p.add_argument("--warm", action="store_true",
                    help="open each page once, alone, before the sessions arrive")
     p.add_argument("--client", choices=["ws", "chromium"], default="ws",
