@@ -48,6 +48,8 @@ class TrainState:
     status: str = "ready"  # ready | running | done | nan
     message: str = ""
     meta: dict = field(default_factory=dict)  # free-form labels kept with the run (UI, CLI)
+    # the NaN guard's roll-back buffers (train_steps), reused from call to call
+    snapshot: object = field(default=None, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
@@ -97,47 +99,130 @@ def _grad_norm(model, clip: float) -> torch.Tensor:
     return torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
 
 
-def train_steps(state: TrainState, k: int, log_every: int = 10) -> TrainState:
-    """Advance up to ``k`` steps (never past cfg.steps). Returns the same, updated state."""
+class _Snapshot:
+    """Everything a NaN rolls back (weights, EMA, optimizer state), copied into buffers that
+    are kept and reused from chunk to chunk: one batched device copy per ``train_steps`` call
+    instead of deep-copying three state dicts (which allocates and walks every tensor)."""
+
+    def __init__(self):
+        self.live: list[torch.Tensor] = []
+        self.bufs: list[torch.Tensor] = []
+        self.opt_keys: list = []
+
+    @staticmethod
+    def _tensors(state: TrainState) -> tuple[list[torch.Tensor], list]:
+        live = list(state.model.state_dict(keep_vars=False).values())
+        if state.ema is not None:
+            live += list(state.ema.state_dict().values())
+        keys = []
+        for p, st in state.opt.state.items():
+            for k, v in st.items():
+                keys.append((p, k, torch.is_tensor(v)))
+                live.append(v if torch.is_tensor(v) else torch.tensor(float(v)))
+        return live, keys
+
+    def take(self, state: TrainState) -> None:
+        live, keys = self._tensors(state)
+        same = len(live) == len(self.bufs) and all(
+            a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
+            for a, b in zip(live, self.bufs, strict=True))
+        if same:
+            torch._foreach_copy_(self.bufs, [t.detach() for t in live])
+        else:
+            self.bufs = [t.detach().clone() for t in live]
+        self.live, self.opt_keys = live, keys
+
+    def restore(self, state: TrainState) -> None:
+        n_opt = len(self.opt_keys)
+        n_mod = len(self.bufs) - n_opt
+        with torch.no_grad():
+            torch._foreach_copy_([t for t in self.live[:n_mod]], self.bufs[:n_mod])
+        state.opt.state.clear()
+        for (p, k, is_t), buf in zip(self.opt_keys, self.bufs[n_mod:], strict=True):
+            state.opt.state[p][k] = buf.clone() if is_t else float(buf)
+
+
+def _nan_message(step: int) -> str:
+    return (f"Training stopped at step {step}: the loss or a gradient became NaN/inf. Weights "
+            "restored to the last good chunk; try a smaller learning rate or gradient clipping.")
+
+
+def train_steps(state: TrainState, k: int, log_every: int = 10,
+                check_every: int | None = None) -> TrainState:
+    """Advance up to ``k`` steps (never past cfg.steps). Returns the same, updated state.
+
+    NaN guard: a NaN/inf loss or gradient norm rolls weights, EMA, optimizer, step and log back
+    to the start of this call. On the CPU it is checked after every step (reading a number
+    costs nothing there). On an accelerator reading it back waits for the device, so the
+    flags stay on the device and are read every ``check_every`` steps (default there: 50), at
+    each log entry and at the end of the call: the roll-back is the same, only the steps
+    between a NaN and its check are computed and thrown away."""
     if state.done:
         state.status = "nan" if state.status == "nan" else "done"
         return state
     cfg, model, opt = state.cfg, state.model, state.opt
-    # everything a NaN rolls back: weights, optimizer, EMA (what pages sample from), step, log
-    ema_sd = copy.deepcopy(state.ema.state_dict()) if state.ema is not None else None
-    backup = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), ema_sd,
-              state.step, len(state.history))
+    if not isinstance(state.snapshot, _Snapshot):
+        state.snapshot = _Snapshot()
+    snap = state.snapshot
+    snap.take(state)
+    start_step, start_hist = state.step, len(state.history)
+    if check_every is None:
+        p0 = next(iter(model.parameters()), None)
+        check_every = 50 if p0 is not None and p0.device.type != "cpu" else 1
+    lazy = check_every > 1
+    flags: list[torch.Tensor] = []  # on-device "this step was finite", since the last check
+    flag_step = state.step  # the step of flags[0]
     state.status = "running"
     model.train()
     t0 = time.perf_counter()
+
+    def stop(at: int) -> None:
+        state.status = "nan"
+        state.message = _nan_message(at)
+        snap.restore(state)
+        state.step = start_step
+        del state.history[start_hist:]
+
+    def all_finite() -> bool:
+        nonlocal flags, flag_step
+        if not flags:
+            return True
+        ok = torch.stack(flags).cpu()
+        if bool(ok.all()):
+            flag_step += len(flags)
+            flags = []
+            return True
+        stop(flag_step + int((~ok).nonzero()[0, 0]))
+        return False
+
     for _ in range(min(k, cfg.steps - state.step)):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(cfg, state.step)
         loss, logs = state.objective(model, state.generator)
         opt.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
-        if finite:
+        if lazy:
             loss.backward()
-            finite = bool(torch.isfinite(_grad_norm(model, cfg.grad_clip)))
-        if not finite:
-            state.status = "nan"
-            state.message = (f"Training stopped at step {state.step}: the loss or a gradient "
-                             "became NaN/inf. Weights restored to the last good chunk; try a "
-                             "smaller learning rate or gradient clipping.")
-            model.load_state_dict(backup[0])
-            opt.load_state_dict(backup[1])
-            if state.ema is not None:
-                state.ema.load_state_dict(backup[2])
-            state.step = backup[3]
-            del state.history[backup[4]:]
-            break
+            flags.append(torch.isfinite(loss) & torch.isfinite(_grad_norm(model, cfg.grad_clip)))
+        else:
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                loss.backward()
+                finite = bool(torch.isfinite(_grad_norm(model, cfg.grad_clip)))
+            if not finite:
+                stop(state.step)
+                break
         opt.step()
         if state.ema is not None:
             _ema_update(state.ema, model, min(cfg.ema, (1 + state.step) / (10 + state.step)))
         state.step += 1
-        if state.step % log_every == 0 or state.step == cfg.steps:
+        log = state.step % log_every == 0 or state.step == cfg.steps
+        if (log or len(flags) >= check_every) and not all_finite():
+            break
+        if log:
             state.history.append({"step": state.step, "loss": loss.item(),
                                   **{n: float(v) for n, v in logs.items()}})
+    else:
+        all_finite()
     state.seconds += time.perf_counter() - t0
     if state.status != "nan":
         state.status = "done" if state.step >= cfg.steps else "running"

@@ -154,3 +154,34 @@ def test_fm_loss_closed_form_with_zero_model():
         return torch.zeros_like(x)
 
     assert float(fm_loss(zero, x0, x1, torch.tensor([0.3, 0.8]))) == pytest.approx(13.0)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_deferred_nan_check_rolls_back_the_same(grad):
+    """The accelerator path (flags read every check_every steps) restores exactly what the
+    per-step check does, and names the step of the first NaN."""
+    st = fm_state(50, batch=64, warmup=2)
+    st.objective = NaNAt(st.objective, 5, grad)
+    train_steps(st, 3, check_every=4)
+    good, good_ema, good_step = params(st.model), params(st.ema), st.step
+    good_opt = copy.deepcopy(st.opt.state_dict()["state"])
+    train_steps(st, 10, check_every=4)
+    assert st.status == "nan" and st.step == good_step == 3
+    assert "step 4" in st.message
+    assert same(params(st.model), good) and same(params(st.ema), good_ema)
+    assert torch.equal(st.opt.state_dict()["state"][0]["exp_avg"], good_opt[0]["exp_avg"])
+    # without a NaN, deferred checks train exactly as per-step checks
+    a, b = fm_state(20, batch=64, warmup=5), fm_state(20, batch=64, warmup=5)
+    train_steps(a, 20)
+    for _ in range(2):
+        train_steps(b, 10, check_every=7)
+    assert same(params(a.model), params(b.model)) and a.history == b.history
+
+
+def test_nan_in_first_chunk_restores_the_fresh_optimizer():
+    st = fm_state(50, batch=64, warmup=2)
+    w0 = params(st.model)
+    st.objective = NaNAt(st.objective, 2)
+    train_steps(st, 5)
+    assert st.status == "nan" and st.step == 0 and same(params(st.model), w0)
+    assert not st.opt.state
