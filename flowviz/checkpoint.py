@@ -174,7 +174,10 @@ def _restore(s, d: dict, device):
         s.ema.load_state_dict(d["ema"] if d["ema"] is not None else d["model"])
     if d["optimizer"] is not None:
         s.opt.load_state_dict(d["optimizer"])
-    s.generator.set_state(d["generator"])
+    try:
+        s.generator.set_state(d["generator"])
+    except RuntimeError:  # saved by a generator of another device (CUDA's state is not CPU's)
+        s.generator.manual_seed(int(s.cfg.seed) + int(d["step"]))
     s.step, s.seconds, s.history = int(d["step"]), float(d["seconds"]), list(d["history"])
     s.status = "done" if s.done else "ready"
     return s

@@ -172,20 +172,22 @@ def download_cifar(dest: str | Path, url: str = CIFAR_URL) -> Path:
 
 
 def tensor_sampler(x: torch.Tensor, labels: torch.Tensor | None = None):
-    """Draw rows of a fixed image set with replacement (indices from the CPU generator)."""
+    """Draw rows of a fixed image set with replacement (indices drawn on the generator's
+    device: a CUDA generator with the images on the GPU never waits for the host)."""
     labels = torch.zeros(len(x), dtype=torch.long) if labels is None else labels
 
     def sample(n: int, g: torch.Generator):
-        idx = torch.randint(0, len(x), (n,), generator=g)
+        idx = torch.randint(0, len(x), (n,), generator=g, device=g.device)
         return x[idx.to(x.device)], labels[idx.to(labels.device)]
 
     return sample
 
 
 def normal_sampler(dims: tuple[int, ...]):
-    """x0 ~ N(0, I) of shape (n, *dims), drawn on the CPU generator."""
+    """x0 ~ N(0, I) of shape (n, *dims), drawn on the generator's device."""
 
     def sample(n: int, g: torch.Generator):
-        return torch.randn(n, *dims, generator=g), torch.zeros(n, dtype=torch.long)
+        return torch.randn(n, *dims, generator=g, device=g.device), \
+            torch.zeros(n, dtype=torch.long, device=g.device)
 
     return sample

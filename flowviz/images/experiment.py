@@ -35,6 +35,7 @@ LABELS = {"fm": "Flow matching (1-RF)", "reflow": "2-rectified flow", "distill":
           "2-RF + distill (InstaFlow)", "shortcut": "Shortcut", "meanflow": "MeanFlow"}
 PRECISIONS = ("fp32", "bf16")
 NFES = (1, 2, 4, 8, 16, 32, 64, 128)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,14 @@ class ImageRun:
     precision: str = "fp32"  # or "bf16" compute (weights and optimizer stay fp32)
     channels_last: bool = False
     compile: bool = False
+    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs: the step is replayed
+    # as one graph, no per-kernel launch cost; needs fixed shapes, e.g. FM), "max-autotune"...
+    compile_mode: str = "default"
 
     def __post_init__(self):
         for name, v, ok in (("method", self.method, METHODS), ("data", self.data, DATASETS),
-                            ("precision", self.precision, PRECISIONS)):
+                            ("precision", self.precision, PRECISIONS),
+                            ("compile_mode", self.compile_mode, COMPILE_MODES)):
             if v not in ok:
                 raise ValueError(f"{name} must be one of {', '.join(ok)}")
         if self.method in ("reflow", "distill") and not self.teacher:
@@ -167,11 +172,16 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
                      "meanflow": lambda: MeanFlowObjective(x0, x1, run.batch, run.meanflow),
                      }[run.method]()
     state = init_state(model, objective, run.optim)
+    if device.type == "cuda" and run.method in ("fm", "shortcut", "meanflow"):
+        # noise, times and batch indices drawn on the GPU (the images are there already): no
+        # host round trip per step. A checkpoint keeps this generator's state; loaded on a CPU
+        # it is reseeded (flowviz.checkpoint), which only matters for resuming there.
+        state.generator = torch.Generator(device).manual_seed(run.optim.seed)
     for m in (state.model, state.ema):
         if m is not None:
             set_precision(m, torch.bfloat16 if run.precision == "bf16" else None)
     if run.compile:
-        state.model.compile()
+        state.model.compile(mode=None if run.compile_mode == "default" else run.compile_mode)
     return state
 
 

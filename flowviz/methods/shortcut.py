@@ -152,16 +152,19 @@ def at_d(model, d: float):
 
 
 def draw_steps(cfg: ShortcutConfig, n: int, g: torch.Generator | None = None):
-    """(t, D) for n self-consistency rows, on CPU: D = 1/M from the grid, t = k/M with k uniform
+    """(t, D) for n self-consistency rows, on the generator's device (CPU without one): D = 1/M
+    from the grid, t = k/M with k uniform
     in {0, ..., M - 1} (times aligned to the step, so t + D <= 1). "pow2" draws log2 M
     uniformly from {0, ..., log2 m_max}; "steps" draws log2 M uniformly in [0, log2 m_max] and
     rounds M to an integer, so every step count is trained."""
     levels = math.log2(cfg.m_max)
+    dev = g.device if g is not None else None
     if cfg.d_grid == "pow2":
-        m = 2.0 ** torch.randint(0, int(levels) + 1, (n,), generator=g).float()
+        m = 2.0 ** torch.randint(0, int(levels) + 1, (n,), generator=g, device=dev).float()
     else:
-        m = (2.0 ** (torch.rand(n, generator=g) * levels)).round().clamp(1, cfg.m_max)
-    k = torch.floor(torch.rand(n, generator=g) * m).clamp(max=m - 1)
+        m = (2.0 ** (torch.rand(n, generator=g, device=dev) * levels)).round() \
+            .clamp(1, cfg.m_max)
+    k = torch.floor(torch.rand(n, generator=g, device=dev) * m).clamp(max=m - 1)
     return k / m, 1.0 / m
 
 
@@ -233,8 +236,8 @@ class ShortcutObjective:
                         self.sample_x1(b, g)[0].to(dev))
         n_sc = round(cfg.sc_frac * b)
         t_sc, D_sc = draw_steps(cfg, n_sc, g)
-        t = torch.cat([torch.rand(b - n_sc, generator=g), t_sc]).to(dev)
-        D = torch.cat([torch.zeros(b - n_sc), D_sc]).to(dev)
+        t = torch.cat([torch.rand(b - n_sc, generator=g, device=g.device), t_sc]).to(dev)
+        D = torch.cat([torch.zeros(b - n_sc, device=D_sc.device), D_sc]).to(dev)
         if cfg.target == "ema" and self.ema is None:
             raise ValueError("target='ema' needs an EMA copy: OptimConfig.ema > 0 and a state "
                              "built by flowviz.train.init_state")

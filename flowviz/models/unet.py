@@ -78,12 +78,21 @@ class Linear(nn.Linear):
         return F.linear(x.to(dt), self.weight.to(dt), self.bias.to(dt))
 
 
+def _under_jvp(x: torch.Tensor) -> bool:
+    """Whether x is a torch.func transform's tensor (MeanFlow's JVP), outside torch.compile."""
+    return not torch.compiler.is_compiling() and \
+        torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
 class GroupNorm(nn.GroupNorm):
-    """GroupNorm computed in fp32 on a contiguous copy (its forward-mode AD formula needs one),
-    returned in the input's dtype."""
+    """GroupNorm computed in fp32, returned in the input's dtype. Under forward-mode AD
+    (MeanFlow's JVP) on a contiguous copy, which its formula needs; elsewhere in the input's
+    memory format (a channels_last network keeps its layout: no transpose per norm)."""
 
     def forward(self, x):
-        x32 = x.to(torch.promote_types(x.dtype, self.weight.dtype)).contiguous()
+        x32 = x.to(torch.promote_types(x.dtype, self.weight.dtype))
+        if _under_jvp(x):
+            x32 = x32.contiguous()
         y = F.group_norm(x32, self.num_groups, self.weight, self.bias, self.eps)
         return y.to(x.dtype)
 
@@ -132,7 +141,7 @@ class Attention(nn.Module):
         b, c, hh, ww = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, hh * ww) \
             .transpose(-1, -2).unbind(1)  # each (B, heads, HW, c / heads)
-        if not torch.compiler.is_compiling() and torch._C._functorch.is_functorch_wrapped_tensor(q):
+        if _under_jvp(q):
             # under torch.func.jvp (MeanFlow): the explicit formula, which forward AD supports
             a = (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(-1) @ v
         else:
