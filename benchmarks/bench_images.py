@@ -3,7 +3,8 @@ U-Net (flowviz.models.CIFAR_UNET) against torchcfm's CIFAR U-Net (UNetModelWrapp
 channels, 2 res blocks) in the same process.
 
 Rows: images/s of a flow-matching step through the project's own loop (flowviz.train, with its
-NaN guard, clipping and EMA) in fp32 eager, bf16 autocast + channels_last, and + torch.compile;
+NaN guard, clipping and EMA) in fp32 eager, bf16 + channels_last, and + torch.compile (default,
+and "reduce-overhead": CUDA graphs);
 both networks under the same plain fp32 loop (the peer's recipe: loss, backward, Adam); the
 MeanFlow and Shortcut steps against FM (same network, precision, batch); peak memory.
 
@@ -125,7 +126,15 @@ def main(argv=None) -> int:
     p.add_argument("--skip-compile", action="store_true")
     p.add_argument("--only-memory", action="store_true", help="only the MeanFlow memory rows")
     p.add_argument("--out")
+    p.add_argument("--compiled", nargs="*", default=["fm:default", "fm:reduce-overhead",
+                                                      "shortcut:reduce-overhead"],
+                   help="method:mode rows under torch.compile (bf16, channels_last)")
+    p.add_argument("--memory", nargs="*", default=["512:0.25:fp32", "512:0.25:bf16",
+                                                    "128:1.0:fp32", "512:1.0:bf16"],
+                   help="batch:frac_neq:precision rows of MeanFlow memory")
     a = p.parse_args(argv)
+    a.compiled = [tuple(v.split(":")) for v in a.compiled]
+    a.memory = [(int(b), float(f), pr) for b, f, pr in (v.split(":") for v in a.memory)]
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, batch = CIFAR_UNET, a.batch
     if a.quick:
@@ -144,7 +153,7 @@ def main(argv=None) -> int:
     base = ImageRun(data="cifar10", root="(synthetic)", size=32, batch=batch, model=cfg,
                     optim=optim)
     if a.only_memory:
-        meanflow_memory(base, dev, images, rows)
+        meanflow_memory(base, dev, images, rows, a.memory)
         return finish(a, info, rows)
     ours = TimeUNet(cfg).to(dev)
     info["ours_params"] = n_params(ours)
@@ -165,17 +174,17 @@ def main(argv=None) -> int:
         info["peer"] = str(e)
         print(f"peer skipped: {e}")
     # --- the project's loop: every method, precision and compile --------------------------------
-    variants = [("fm", "fp32", False, False), ("fm", "bf16", True, False),
-                ("shortcut", "fp32", False, False), ("shortcut", "bf16", True, False),
-                ("meanflow", "fp32", False, False), ("meanflow", "bf16", True, False)]
-    if not a.skip_compile:
-        variants += [("fm", "bf16", True, True), ("shortcut", "bf16", True, True),
-                     ("meanflow", "bf16", True, True)]
-    for method, prec, cl, comp in variants:
+    variants = [("fm", "fp32", False, ""), ("fm", "bf16", True, ""),
+                ("shortcut", "fp32", False, ""), ("shortcut", "bf16", True, ""),
+                ("meanflow", "fp32", False, ""), ("meanflow", "bf16", True, "")]
+    if not a.skip_compile:  # "reduce-overhead": torch.compile with CUDA graphs (fixed shapes)
+        variants += [(m, "bf16", True, mode) for m, mode in a.compiled]
+    for method, prec, cl, mode in variants:
+        comp = bool(mode)
         run = dataclasses.replace(base, method=method, precision=prec, channels_last=cl,
-                                  compile=comp)
+                                  compile=comp, compile_mode=mode or "default")
         name = f"flowviz loop {method} {prec}{' channels_last' if cl else ''}" \
-               f"{' compile' if comp else ''}"
+               f"{f' compile {mode}' if comp else ''}"
         try:
             state, step = project_loop(run, dev, images)
         except Exception as e:  # noqa: BLE001
@@ -184,14 +193,13 @@ def main(argv=None) -> int:
         measure(name, step, batch * CHUNK, max(3, a.steps // CHUNK), 1 + (2 if comp else 0), rows,
                 method=method, precision=prec, compile=comp)
         del state, step
-    meanflow_memory(base, dev, images, rows)
+    meanflow_memory(base, dev, images, rows, a.memory)
     return finish(a, info, rows)
 
 
-def meanflow_memory(base: ImageRun, dev, images, rows) -> None:
+def meanflow_memory(base: ImageRun, dev, images, rows, which) -> None:
     """MeanFlow at batch 512 (the paper's 25 % of rows with r != t) and with every row r != t."""
-    for b, frac, prec in ((512, 0.25, "fp32"), (512, 0.25, "bf16"), (128, 1.0, "fp32"),
-                          (512, 1.0, "bf16")):
+    for b, frac, prec in which:
         run = dataclasses.replace(base, method="meanflow", precision=prec, batch=b,
                                   meanflow=dataclasses.replace(base.meanflow, frac_neq=frac))
         name = f"flowviz loop meanflow {prec} batch {b} frac_neq {frac}"
