@@ -108,7 +108,8 @@ def cmd_classifier(a) -> int:
     from .data import digits
     from .frechet import ClassifierConfig, save_classifier, train_classifier
 
-    cfg = ClassifierConfig(size=a.size, steps=a.steps)
+    cfg = ClassifierConfig(size=a.size, steps=a.steps, width=a.width, augment=a.augment,
+                           weight_decay=a.weight_decay)
     x, y = digits(a.size)
     model, acc = train_classifier(x, y, cfg, pick_device(a.device))
     p = save_classifier(a.out, model.cpu(), acc)
@@ -174,6 +175,9 @@ def add_parser(sub) -> None:
     k.add_argument("--out", required=True)
     k.add_argument("--size", type=int, default=16)
     k.add_argument("--steps", type=int, default=1500)
+    k.add_argument("--width", type=int, default=32)
+    k.add_argument("--augment", default="shift", choices=("shift", "affine"))
+    k.add_argument("--weight-decay", type=float, default=0.0)
     k.add_argument("--device", default="auto")
     e = isub.add_parser("eval", help="classifier-feature Fréchet distance and confidence vs NFE")
     e.add_argument("checkpoints", nargs="+")

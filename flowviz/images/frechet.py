@@ -32,6 +32,11 @@ class ClassifierConfig:
     lr: float = 2e-3
     n_test: int = 297  # the last n_test images are held out (digits: 1500 train / 297 test)
     seed: int = 0
+    augment: str = "shift"  # "shift": one random translation per batch; "affine": per image,
+    # a random translation, rotation (±rotate degrees) and scale (1 ± scale)
+    rotate: float = 12.0
+    scale: float = 0.1
+    weight_decay: float = 0.0
 
 
 class Classifier(nn.Module):
@@ -63,19 +68,37 @@ def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.roll(F.pad(x, (m, m, m, m), value=-1.0), (dy, dx), (2, 3))[..., m:-m, m:-m]
 
 
+def _affine(x: torch.Tensor, g: torch.Generator, cfg: ClassifierConfig) -> torch.Tensor:
+    """Per image: a random rotation (±cfg.rotate degrees), scale (1 ± cfg.scale) and
+    translation (±1/8 of the side), background -1: the variations of handwriting that a
+    generated digit may show without being a worse digit."""
+    n = x.shape[0]
+    u = torch.rand(n, 4, generator=g) * 2 - 1
+    ang = u[:, 0] * cfg.rotate * torch.pi / 180
+    sc = 1 + u[:, 1] * cfg.scale
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] / 4], 1),
+                         torch.stack([sin, cos, u[:, 3] / 4], 1)], 1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
 def train_classifier(x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig = ClassifierConfig(),
                      device="cpu") -> tuple[Classifier, float]:
     """Train on all but the last ``n_test`` images; returns (model, held-out accuracy)."""
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model = Classifier(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) \
+        if cfg.weight_decay else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    aug = (lambda xb: _affine(xb, g, cfg)) if cfg.augment == "affine" else \
+        (lambda xb: _shift(xb, g))
     xtr, ytr = x[:-cfg.n_test].to(device), y[:-cfg.n_test].to(device)
     for step in range(cfg.steps):
         for gr in opt.param_groups:
             gr["lr"] = cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(step / cfg.steps * 3.14159)))
         idx = torch.randint(0, len(xtr), (cfg.batch,), generator=g).to(device)
-        loss = F.cross_entropy(model(_shift(xtr[idx], g)), ytr[idx])
+        loss = F.cross_entropy(model(aug(xtr[idx])), ytr[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

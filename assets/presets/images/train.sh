@@ -13,7 +13,8 @@ mkdir -p "$R"
 img() { "$PY" -m flowviz image "$@"; }
 train() { img train --config "$D/digits-$1.json" --out "$R/$1.pt" --preset "$D/digits-$1.pt" \
                     --grids "$R/grids-$1" --chunk 2000; }
-img classifier --out "$D/digits-classifier.pt" > "$R/classifier.log" 2>&1 &
+img classifier --out "$D/digits-classifier.pt" --steps 4000 --width 48 --augment affine \
+    --weight-decay 1e-4 > "$R/classifier.log" 2>&1 &
 (train fm && train reflow && train distill) > "$R/chain.log" 2>&1 &
 train shortcut > "$R/shortcut.log" 2>&1 &
 train meanflow > "$R/meanflow.log" 2>&1 &
