@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from machine import cpu, load  # noqa: E402  (benchmarks/ is on sys.path)
 
 import flowviz as fv  # noqa: E402
-from flowviz.experiment import FAST_SHORTCUT, shortcut_step_cost  # noqa: E402
+from flowviz.experiment import FAST_SHORTCUT, same_time  # noqa: E402
 from flowviz.methods.shortcut import sample  # noqa: E402
 
 N_EVAL, MS = 4000, (1, 2, 4, 8, 16, 32, 64, 128)
@@ -103,9 +103,8 @@ def main(argv=None) -> None:
           f"{torch.get_num_threads()} threads")
     print(f"# load before: {load()}")
     print(f"# FAST_SHORTCUT = {run.to_json()}".replace("\n", " ").replace("  ", ""))
-    ms_sc, ms_fm = shortcut_step_cost(run, n=60, reps=5)
-    ratio = ms_sc / ms_fm
-    fm_steps = round(run.optim.steps * ratio)
+    fm_run, (ms_sc, ms_fm) = same_time(run, n=60, reps=5)
+    ratio, fm_steps = ms_sc / ms_fm, fm_run.optim.steps
     print(f"# per step: shortcut {ms_sc:.2f} ms, FM {ms_fm:.2f} ms, ratio {ratio:.2f}; "
           f"FM gets {fm_steps} steps for the shortcut's {run.optim.steps}\n")
     print("| data | seed | train s (SC / FM) | SC@1 <= 0.01 after s (steps) | "

@@ -107,10 +107,13 @@ def cmd_presets(a) -> int:
     from . import presets
     torch.set_num_threads(a.threads)
     chosen = presets.specs()
-    if unknown := set(a.names) - set(chosen):
+    if unknown := set(a.names + a.pair) - set(chosen):
         print(f"error: no preset {', '.join(sorted(unknown))}; have {', '.join(chosen)}",
               file=sys.stderr)
         return 2
+    if a.pair:  # write the same-time partners' configs, then train them below
+        a.names = [presets.make_partner(n).name for n in a.pair]
+        chosen = presets.specs()
     for name, p in chosen.items():
         if a.names and name not in a.names:
             continue
@@ -185,6 +188,8 @@ def main(argv=None) -> int:
     r = sub.add_parser("presets", help="retrain the classroom presets from assets/presets/*.json")
     r.add_argument("names", nargs="*", help="presets to retrain (default: all)")
     r.add_argument("--check", action="store_true", help="only load them and measure quality")
+    r.add_argument("--pair", nargs="+", default=[], metavar="NAME",
+                   help="time NAME's same-time partner run here, write its JSON and train it")
     r.add_argument("--threads", type=int, default=2)
     i = sub.add_parser("instaflow", help="teacher -> 2-RF -> one-step students (InstaFlow)")
     i.add_argument("--config", help="an InstaFlowRun JSON (as shown on the page)")

@@ -145,17 +145,37 @@ class ShortcutRun(FMRun):
                                "optim": optim})
 
 
-def shortcut_step_cost(cfg: ShortcutRun, n: int = 30, reps: int = 3, device="cpu"):
-    """Milliseconds per optimizer step of the shortcut run and of its FM baseline, timed here in
-    interleaved chunks (median of ``reps``), so that the two can be given the same training
-    time. Returns (shortcut ms, FM ms)."""
+def same_time_partner(run: FMRun) -> FMRun:
+    """The run a page trains for the same time beside ``run``, with the same data, network
+    and optimiser: plain FM beside a Shortcut model (§5), a Shortcut model (FAST_SHORTCUT's
+    objective) beside a MeanFlow model (§6.3)."""
+    if isinstance(run, ShortcutRun):
+        return run.fm_baseline()
+    if isinstance(run, MeanFlowRun):
+        return ShortcutRun(**{f.name: getattr(run, f.name) for f in dataclasses.fields(FMRun)},
+                           shortcut=FAST_SHORTCUT.shortcut)
+    raise ValueError(f"no same-time partner for a {type(run).__name__}")
+
+
+def same_time(run: FMRun, n: int = 30, reps: int = 3, device="cpu",
+              uploaded: torch.Tensor | None = None) -> tuple[FMRun, tuple[float, float]]:
+    """``same_time_partner(run)`` with as many optimizer steps as take the time of ``run``'s
+    steps: run's steps x (run's ms / partner's ms), both timed here in interleaved chunks
+    (median of ``reps``, so load changes hit both alike). Returns (partner, (run ms,
+    partner ms))."""
     from .train import step_ms
 
-    long = dataclasses.replace(cfg.optim, steps=10**9)
-    ms = step_ms({"sc": build_shortcut(dataclasses.replace(cfg, optim=long), device),
-                  "fm": build_fm(dataclasses.replace(cfg.fm_baseline(), optim=long), device)},
-                 n, reps)
-    return ms["sc"], ms["fm"]
+    other = same_time_partner(run)
+    build = {FMRun: build_fm, ShortcutRun: build_shortcut, MeanFlowRun: build_meanflow}
+
+    def fresh(r):  # a long run: the cosine schedule does not end while it is timed
+        r = dataclasses.replace(r, optim=dataclasses.replace(r.optim, steps=10**9))
+        return build[type(r)](r, device, uploaded)
+
+    ms = step_ms({"run": fresh(run), "other": fresh(other)}, n, reps)
+    steps = max(1, round(run.optim.steps * ms["run"] / ms["other"]))
+    return (dataclasses.replace(other, optim=dataclasses.replace(other.optim, steps=steps)),
+            (ms["run"], ms["other"]))
 
 
 # The shortcut preset for 2-D toys (issue 5), chosen by benchmarks/tune_shortcut.py: in a

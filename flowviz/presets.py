@@ -21,7 +21,15 @@ import torch
 
 from . import checkpoint, metrics, solvers, store
 from .config import ConfigError
-from .experiment import ReflowRun, data_samplers, phase_ids, phases
+from .experiment import (
+    FMRun,
+    ReflowRun,
+    ShortcutRun,
+    data_samplers,
+    phase_ids,
+    phases,
+    same_time,
+)
 from .methods import meanflow, shortcut
 from .methods.instaflow import InstaFlowPipeline, InstaFlowRun, per_condition_quality
 from .train import TrainState, train_steps
@@ -45,6 +53,8 @@ class Preset:
     about: str
     run: object  # the frozen run config
     quality: tuple  # ((phase, sampling steps, "<=" or ">=", energy distance), ...): the claims
+    partner: str = ""  # trained for the same time as this preset (experiment.same_time)...
+    cost_ms: tuple = ()  # ...by these step costs (partner's, this run's), timed when made
 
     @property
     def path(self) -> Path:
@@ -61,12 +71,13 @@ def spec(path: Path) -> Preset:
         d = json.loads(Path(path).read_text())
         run = checkpoint.KINDS[d["kind"]].from_dict(d["config"])
         q = tuple((p, int(n), op, float(b)) for p, n, op, b in d.get("quality", []))
-        page = d["page"]
+        page, partner = d["page"], str(d.get("partner", ""))
+        cost = tuple(float(x) for x in d.get("cost_ms", ()))
     except (KeyError, TypeError, ValueError) as e:  # ConfigError and JSON errors included
         raise ConfigError(f"preset {Path(path).name}: {type(e).__name__}: {e}") from None
     if bad := [c for c in q if c[2] not in ("<=", ">=") or c[0] not in phase_ids(run)]:
         raise ConfigError(f"preset {path.name}: bad quality claim {bad[0]}")
-    return Preset(Path(path).stem, d["kind"], page, d.get("about", ""), run, q)
+    return Preset(Path(path).stem, d["kind"], page, d.get("about", ""), run, q, partner, cost)
 
 
 def weights_digest(name: str) -> str:
@@ -89,6 +100,32 @@ def _index(directory: Path = DIR) -> dict:
     return out
 
 
+def partner_of(name: str, directory: Path = DIR) -> Preset | None:
+    """The preset trained for the same time as preset ``name`` (its page's comparison run)."""
+    return next((p for p in specs(directory).values() if p.partner == name and p.path.exists()),
+                None)
+
+
+def make_partner(name: str, device="cpu", directory: Path = DIR) -> Preset:
+    """Write ``<name>-same-time.json``: experiment.same_time's partner of preset ``name``, its
+    steps set by the step costs timed now (recorded in the file). Train it with `presets`."""
+    main = specs(directory)[name]
+    run, cost = same_time(main.run, n=30, reps=5, device=device)
+    path = Path(directory) / f"{name}-same-time.json"
+    kind = {FMRun: "fm", ShortcutRun: "shortcut"}[type(run)]
+    claims = json.loads(path.read_text()).get("quality", []) if path.exists() else []
+    path.write_text(json.dumps({
+        "kind": kind, "page": main.page, "partner": name, "cost_ms": list(cost),
+        "about": f"{main.page} page, section 'same time': {type(run).__name__} beside the "
+                 f"{name} preset, {run.optim.steps} steps = {main.run.optim.steps} x "
+                 f"{cost[0]:.2f} ms / {cost[1]:.2f} ms per step (timed by `python -m flowviz "
+                 f"presets --pair {name}`).",
+        "config": json.loads(run.to_json()), "quality": claims}, indent=1) + "\n")
+    specs.cache_clear()
+    _index.cache_clear()
+    return spec(path)
+
+
 def find(ident, directory: Path = DIR) -> tuple[Preset, str] | None:
     """(preset, phase) whose config at that phase equals ``ident`` (a run config, or for
     ReFlow's later phases what experiment.phase_ids gives), if its checkpoint exists."""
@@ -104,6 +141,8 @@ def load(preset: Preset, device="cpu") -> dict:
                                          f"than {preset.name}.json: run `{preset.command}`.")
     for s in done.values():
         s.meta["preset"] = preset.name
+        if preset.cost_ms:
+            s.meta["cost"] = preset.cost_ms
     return done
 
 

@@ -319,6 +319,14 @@ def session_id() -> str:
     return st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
 
 
+def partner_preset(key: str):
+    """The config of the preset trained for the same time as the preset in runs[key] (its
+    page's comparison run), or None: pass it as live_training's ``preset``."""
+    s = st.session_state.get("runs", {}).get(key)
+    mate = presets.partner_of(s.meta["preset"]) if s is not None and "preset" in s.meta else None
+    return mate.run if mate is not None else None
+
+
 def _load_preset(key: str, ident, after, meta: dict | None) -> None:
     """Put the finished preset state whose config is ``ident`` into runs[key], if one exists."""
     try:
@@ -425,15 +433,23 @@ class Results(dict):
         super().__init__()
         self.name, self.page = name, page
 
-    def _shared(self, rk) -> tuple | None:
+    @staticmethod
+    def _runs(rk) -> list:
+        """The runs an entry key names: rk[0], and any other member that is a run key (an
+        entry comparing two runs)."""
         runs = st.session_state.get("runs", {})
-        s = runs.get(rk[0]) if isinstance(rk, tuple) and rk else None
-        return (self.name, rk) if s is not None and "preset" in s.meta else None
+        keys = [x for x in rk if isinstance(x, str) and x in runs] \
+            if isinstance(rk, tuple) and rk else []
+        return [runs[x] for x in keys] if keys and keys[0] == rk[0] else []
+
+    def _shared(self, rk) -> tuple | None:
+        """A key for the server-wide store when every run the entry uses is a preset."""
+        used = self._runs(rk)
+        return (self.name, rk) if used and all("preset" in s.meta for s in used) else None
 
     def _disk_key(self, k) -> str:
-        s = st.session_state["runs"][k[1][0]]
-        return store.digest("results", k, presets.weights_digest(s.meta["preset"]),
-                            store.source_digest(self.page))
+        weights = [presets.weights_digest(s.meta["preset"]) for s in self._runs(k[1])]
+        return store.digest("results", k, weights, store.source_digest(self.page))
 
     def __contains__(self, rk) -> bool:
         if dict.__contains__(self, rk):

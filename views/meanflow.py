@@ -6,8 +6,6 @@
 3. The definition u = (1/(r - t)) ∫ v dτ checked on the trained model's own flow.
 """
 
-import dataclasses
-import time
 from functools import partial
 
 import numpy as np
@@ -18,11 +16,10 @@ import flowviz as fv
 from flowviz.analysis import quality_vs_nfe
 from flowviz.experiment import (
     FAST_MEANFLOW,
-    FAST_SHORTCUT,
     MeanFlowRun,
-    ShortcutRun,
     build_meanflow,
     build_shortcut,
+    same_time,
 )
 from flowviz.methods import meanflow as mf
 from flowviz.methods import shortcut as sc
@@ -38,6 +35,7 @@ from views.common import (
     exact_nfe_curve,
     live_training,
     page_settings,
+    partner_preset,
     results,
     run_key,
     source_points,
@@ -335,24 +333,17 @@ sc_key = f"sc-vs:{key}"
 
 
 def build_sc() -> fv.TrainState:
-    """The shortcut run (the shortcut preset's objective) on the same data, network and optimiser,
-    its step count set so that it trains as long as the MeanFlow run did (per-step cost timed
-    here, on 40 steps after 5 warm-up)."""
-    base = ShortcutRun(**{f.name: getattr(run, f.name) for f in dataclasses.fields(fv.FMRun)},
-                       shortcut=FAST_SHORTCUT.shortcut)
-    long = dataclasses.replace(run.optim, steps=10**9)
-    probe = build_shortcut(dataclasses.replace(base, optim=long), dev, uploaded_points())
-    fv.train_steps(probe, 5)
-    t0 = time.perf_counter()
-    fv.train_steps(probe, 40)
-    ms = (time.perf_counter() - t0) / 40
-    steps = max(100, round(state.seconds / ms))
-    return build_shortcut(dataclasses.replace(base, optim=dataclasses.replace(run.optim,
-                                                                              steps=steps)),
-                          dev, uploaded_points())
+    """The Shortcut run beside this MeanFlow run (experiment.same_time_partner): the same data,
+    network and optimiser, as many steps as take the time of the MeanFlow run's steps (both
+    step costs timed here, interleaved)."""
+    sc_run, cost = same_time(run, n=15, reps=3, device=dev, uploaded=uploaded_points())
+    sc_state = build_shortcut(sc_run, dev, uploaded_points())
+    sc_state.meta["cost"] = cost
+    return sc_state
 
 
 sc_state = live_training(sc_key, build_sc, chunk=50, loss_keys=("loss", "L_FM", "L_SC"),
+                         preset=partner_preset(key),
                          start="Train Shortcut (same time)",
                          meta={"label": "Shortcut, same time", "data": data_key})
 if sc_state is None or sc_state.step == 0 or training_active(sc_key):
@@ -380,6 +371,12 @@ with c1:
               f"Shortcut: k steps ({sc_state.seconds:.0f} s, {sc_state.step} steps)": cmp["sc"]}
     chart(nfe_fig(curves, "Same data, network and training time", cfg, gaussian_source),
           "mf-vs-sc-nfe")
+    if "cost" in sc_state.meta:
+        a, b = sc_state.meta["cost"]
+        where = " when the preset was trained" if "preset" in sc_state.meta else ""
+        st.caption(f"Measured cost per step{where}: MeanFlow {a:.1f} ms, Shortcut {b:.1f} ms, "
+                   f"so Shortcut gets {sc_state.cfg.steps} steps for MeanFlow's "
+                   f"{state.cfg.steps}.")
 with c2:
     if "d" in cmp:
         ds, errs = cmp["d"]

@@ -12,7 +12,7 @@ import torch
 
 import flowviz as fv
 from flowviz.analysis import NFES, field_on, grid, quality_vs_nfe
-from flowviz.experiment import FAST_SHORTCUT, shortcut_step_cost
+from flowviz.experiment import FAST_SHORTCUT, same_time
 from flowviz.methods.shortcut import (
     TEMPLATES,
     ShortcutConfig,
@@ -33,6 +33,7 @@ from views.common import (
     exact_nfe_curve,
     live_training,
     page_settings,
+    partner_preset,
     results,
     run_key,
     source_points,
@@ -335,14 +336,13 @@ fm_key = f"scfm:{key}"
 
 
 def build_fm_same_time():
-    ms_sc, ms_fm = shortcut_step_cost(run, n=15, reps=3, device=dev)
-    fm_state = fv.build_fm(run.fm_baseline(max(1, round(steps * ms_sc / ms_fm))), dev,
-                           uploaded_points())
-    fm_state.meta["cost"] = (ms_sc, ms_fm)
+    fm_run, cost = same_time(run, n=15, reps=3, device=dev, uploaded=uploaded_points())
+    fm_state = fv.build_fm(fm_run, dev, uploaded_points())
+    fm_state.meta["cost"] = cost
     return fm_state
 
 
-fm_state = live_training(fm_key, build_fm_same_time,
+fm_state = live_training(fm_key, build_fm_same_time, preset=partner_preset(key),
                          meta={"label": "plain FM, Euler", "data": data_key, "kind": "fm"})
 curves, rows = {}, []
 for k_, s_ in runs.items():
@@ -354,7 +354,7 @@ for k_, s_ in runs.items():
     rows.append({"model": name, **{f"ED @{m}": rr["ed"][m] for m in SHOWN},
                  "train s": s_.seconds, "steps": s_.step})
 if fm_state is not None and fm_state.step > 0:
-    fm_res = st.session_state.setdefault("sc_fm_results", {})
+    fm_res = results("sc_fm_results")
     fk = (fm_key, fm_state.step)
     if fk not in fm_res:
         fm_res[fk] = quality_vs_nfe(fm_state.sampler_model.eval(), x0_eval, ref)
@@ -365,7 +365,8 @@ if fm_state is not None and fm_state.step > 0:
                  "train s": fm_state.seconds, "steps": fm_state.step})
     if "cost" in fm_state.meta:
         a, b = fm_state.meta["cost"]
-        st.caption(f"Measured cost per step: shortcut {a:.1f} ms, FM {b:.1f} ms "
+        where = " when the preset was trained" if "preset" in fm_state.meta else ""
+        st.caption(f"Measured cost per step{where}: shortcut {a:.1f} ms, FM {b:.1f} ms "
                    f"(ratio {a / b:.2f}), so FM gets {fm_state.cfg.steps} steps for the "
                    f"shortcut's {steps}.")
 if gaussian_source:

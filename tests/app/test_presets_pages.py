@@ -6,7 +6,7 @@ import pytest
 from flowviz import presets
 from tests.app.conftest import open_page
 
-PAGES = {"straight_pairs": ["fm:"], "shortcut": ["sc:"], "meanflow": ["mf:"],
+PAGES = {"straight_pairs": ["fm:"], "shortcut": ["sc:", "scfm:"], "meanflow": ["mf:", "sc-vs:"],
          "reflow": ["rf1:", "rfp:", "rf2:"]}
 
 
@@ -61,3 +61,18 @@ def test_sessions_share_preset_evaluations_but_not_their_runs():
     # the live run's evaluation is this session's own, never the shared preset entry
     assert not any(k[0] == key and k[1] == live.step for k in dict.keys(
         two.session_state["mf_results"]))
+
+
+@pytest.mark.parametrize("page, main, mate", [("shortcut", "sc:", "scfm:"),
+                                              ("meanflow", "mf:", "sc-vs:")])
+def test_same_time_comparison_opens_on_its_partner_preset(page, main, mate):
+    """The section that trains a second model for the same time opens on the preset made for
+    it, and says the step costs it was given were timed when the preset was trained."""
+    at = open_page(page)
+    runs = at.session_state["runs"]
+    m = runs[next(k for k in runs if k.startswith(main))]
+    o = runs[next(k for k in runs if k.startswith(mate))]
+    assert presets.partner_of(m.meta["preset"]).name == o.meta["preset"]
+    cost = [c.value for c in at.caption
+            if c.value.startswith("Measured cost per step when the preset was trained")]
+    assert len(cost) == 1 and f"{o.cfg.steps} steps" in cost[0]
