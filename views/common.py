@@ -427,7 +427,8 @@ class Results(dict):
     are the same in every session (same weights, same data), so they live in one server-wide
     store, computed once: a session asking while another computes one waits for it. They are
     also kept on disk (flowviz.store, keyed by the preset's weights and the page's code), so a
-    fresh server serves them from assets/evals or the user's cache without computing."""
+    fresh server serves them from assets/evals or the user's cache without computing. An entry
+    is written when it is assigned: build it whole, then assign (later changes stay in memory)."""
 
     def __init__(self, name: str, page: str = ""):
         super().__init__()

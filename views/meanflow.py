@@ -358,12 +358,13 @@ def s_as_u(x, t, r):
 
 rk = (sc_key, sc_state.step, key, state.step)
 if rk not in res:
-    with torch.no_grad():
-        res[rk] = {"sc": quality_vs_nfe(None, x0e, ref, sample=partial(sc.sample, s_model))}
+    with torch.no_grad():  # built whole, then stored (a stored entry is not updated later)
+        entry = {"sc": quality_vs_nfe(None, x0e, ref, sample=partial(sc.sample, s_model))}
         if gaussian_source:
-            res[rk]["d"] = mf.error_vs_interval(
+            entry["d"] = mf.error_vs_interval(
                 {"MeanFlow u_θ(x, t, t + d)": model, "Shortcut s_θ(x, t, d)": s_as_u},
                 exact_field(cfg), x0_all[:200].to(dev), 20, substeps(cfg))
+        res[rk] = entry
 cmp = res[rk]
 c1, c2 = st.columns(2)
 with c1:
