@@ -7,6 +7,11 @@ on tensors of any shape (B, *dims). The coupling pi is applied before (flowviz.d
 The time distribution p_t and the per-sample loss ell are arguments, so the improved 2-RF
 training of Lee, Lin & Fanti 2024 (U-shaped t, pseudo-Huber; flowviz.methods.reflow) uses this
 same function.
+
+Class conditions (article §4.1, classifier-free guidance, Ho & Salimans 2022): ``drop_labels``
+replaces a label by the "no condition" token with probability p_uncond while training, so one
+network also learns v(x, t | ∅); ``guided`` mixes the two fields at sampling time. The 2-D
+InstaFlow teacher and the image runs share both.
 """
 
 from __future__ import annotations
@@ -43,17 +48,51 @@ def fm_loss(model, x0: torch.Tensor, x1: torch.Tensor, t=None, path=LinearPath()
     return (loss or squared_error)(model(xt, t, **cond) - target).mean()
 
 
+def drop_labels(c: torch.Tensor, n_classes: int, p_uncond: float, generator=None) -> torch.Tensor:
+    """Classifier-free guidance's label dropout: each label of c (B,) becomes the "no
+    condition" token ``n_classes`` with probability ``p_uncond`` (drawn on the generator's
+    device)."""
+    dev = generator.device if generator is not None else c.device
+    drop = torch.rand(c.shape[0], generator=generator, device=dev).to(c.device) < p_uncond
+    return torch.where(drop, n_classes, c)
+
+
+def guided(field, w: float):
+    """Classifier-free guidance on a velocity field: v_u + w (v(. | c) - v_u), v_u = v(. | ∅).
+    w = 1 is the plain conditional field, w = 0 the unconditional one. ``field(x, t, label=)``
+    with label None meaning "no condition"."""
+    if w == 1.0:
+        return field
+
+    def v(x, t, label=None):
+        vu = field(x, t, label=None)
+        return vu if label is None else vu + w * (field(x, t, label=label) - vu)
+
+    return v
+
+
 def fm_objective(sample_x0, sample_x1, batch: int, coupling: str = "independent",
-                 path=LinearPath(), t=None, loss=None):
+                 path=LinearPath(), t=None, loss=None, n_classes: int = 0,
+                 p_uncond: float = 0.0):
     """An objective for flowviz.train: draws (x0, x1) with samplers ``(n, g) -> (x, labels)``
     (flowviz.data), applies the coupling, and returns the FM loss (``t``, ``loss``: as in
-    fm_loss)."""
+    fm_loss). ``n_classes`` > 0: class-conditional FM on x1's labels, dropped to the token
+    ``n_classes`` with probability ``p_uncond`` (drop_labels; the coupling must then be
+    "independent", which keeps each x1 with its label)."""
     from ..data import couple
+
+    if n_classes and coupling != "independent":
+        raise ValueError("class-conditional FM needs the independent coupling")
 
     def objective(model, g):
         dev = next(model.parameters()).device
-        x0, x1 = couple(coupling, sample_x0(batch, g)[0].to(dev),
-                        sample_x1(batch, g)[0].to(dev))
-        return fm_loss(model, x0, x1, t, path, loss, generator=g), {}
+        if not n_classes:
+            x0, x1 = couple(coupling, sample_x0(batch, g)[0].to(dev),
+                            sample_x1(batch, g)[0].to(dev))
+            return fm_loss(model, x0, x1, t, path, loss, generator=g), {}
+        x0 = sample_x0(batch, g)[0].to(dev)
+        x1, c = (a.to(dev) for a in sample_x1(batch, g))
+        c = drop_labels(c, n_classes, p_uncond, g)
+        return fm_loss(model, x0, x1, t, path, loss, generator=g, label=c), {}
 
     return objective

@@ -31,7 +31,7 @@ from ..paths import VPPath
 from ..runner import PhaseRunner
 from ..train import OptimConfig, init_state
 from .distill import distill_objective
-from .fm import fm_loss
+from .fm import drop_labels, fm_loss, guided
 from .reflow import PairGeneration, Pairs, ReflowConfig, huber_c, loss_fn, reflow_state
 
 # The datasets whose parts have names: condition c is the sampler's label.
@@ -87,19 +87,6 @@ class ConditionalExact:
         return out
 
 
-def guided(field, w: float):
-    """Classifier-free guidance on a velocity field: v_u + w (v(. | c) - v_u), v_u = v(. | ∅).
-    w = 1 is the plain conditional field, w = 0 the unconditional one."""
-    if w == 1.0:
-        return field
-
-    def v(x, t, label=None):
-        vu = field(x, t, label=None)
-        return vu if label is None else vu + w * (field(x, t, label=label) - vu)
-
-    return v
-
-
 def conditional_fm_objective(target: str, batch: int, n_classes: int, p_uncond: float = 0.1):
     """FM with labels (the trained conditional 1-RF teacher): each label is replaced by the
     "no condition" token with probability ``p_uncond`` so one network also learns v(x, t | ∅)
@@ -109,7 +96,7 @@ def conditional_fm_objective(target: str, batch: int, n_classes: int, p_uncond: 
         dev = next(model.parameters()).device
         x1, c = SAMPLERS[target](batch, g)
         x0 = torch.randn(x1.shape, generator=g)
-        c = torch.where(torch.rand(batch, generator=g) < p_uncond, n_classes, c)
+        c = drop_labels(c, n_classes, p_uncond, g)
         return fm_loss(model, x0.to(dev), x1.to(dev), generator=g, label=c.to(dev)), {}
 
     return objective

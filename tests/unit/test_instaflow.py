@@ -9,6 +9,7 @@ import torch
 
 from flowviz.data import mixture_means, sample
 from flowviz.exact import ExactField, vp_pf_ode_drift
+from flowviz.methods.fm import guided
 from flowviz.methods.instaflow import (
     CONDITIONS,
     PHASES,
@@ -18,7 +19,6 @@ from flowviz.methods.instaflow import (
     class_samples,
     condition_probs,
     conditional_fm_objective,
-    guided,
 )
 from flowviz.methods.reflow import ReflowConfig
 from flowviz.models import MLPConfig
