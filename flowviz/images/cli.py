@@ -5,6 +5,8 @@ grids out; resumable).
     python -m flowviz image train --config mf.json --out runs/mf.pt --grids runs/mf
     python -m flowviz image train --resume runs/mf.pt --steps 8000     # continue, longer
     python -m flowviz image sample runs/mf.pt --nfe 1 2 4 --out runs/mf
+    python -m flowviz image train --config fm.json --conditional --label-drop 0.1 --out c.pt
+    python -m flowviz image sample c.pt --nfe 32 --guidance 0 1 2 4 --out runs/c  # CFG grids
     torchrun --nproc_per_node=2 -m flowviz.images.ddp --config mf.json   # several GPUs
 
 A ReFlow or distillation config names its teacher checkpoint (``teacher``), looked up as given,
@@ -25,7 +27,18 @@ from ..config import ConfigError
 from ..device import pick_device
 from ..train import train_steps
 from .data import ImageDataError
-from .experiment import METHODS, NFES, ImageRun, build_image, generate, image_data, nfes, noise
+from .experiment import (
+    METHODS,
+    N_CLASSES,
+    NFES,
+    ImageRun,
+    build_image,
+    class_labels,
+    generate,
+    image_data,
+    nfes,
+    noise,
+)
 from .grid import save_png
 
 
@@ -48,12 +61,19 @@ def load(path, device="cpu") -> tuple[ImageRun, object]:
 
 
 def write_grids(run: ImageRun, model, folder: str | Path, n: int = 64, seed: int = 0,
-                nfe_list=NFES) -> list[Path]:
-    """One PNG per NFE, all from the same noise: ``<folder>/nfe<k>.png``."""
+                nfe_list=NFES, guidance=None) -> list[Path]:
+    """One PNG per NFE, all from the same noise: ``<folder>/nfe<k>.png``. A conditional run:
+    one per NFE and guidance weight w (``guidance``; None: the run's), ``nfe<k>_w<w>.png``, one
+    class per column (labels 0..K-1 repeated)."""
     dev = next(model.parameters()).device
     x0 = noise(run, n, seed, dev)
-    return [save_png(generate(run, model, x0, k), Path(folder) / f"nfe{k}.png")
-            for k in nfes(run, nfe_list)]
+    if not run.conditional:
+        return [save_png(generate(run, model, x0, k), Path(folder) / f"nfe{k}.png")
+                for k in nfes(run, nfe_list)]
+    lab, k_cls = class_labels(run, n, dev), run.model.n_classes
+    return [save_png(generate(run, model, x0, k, lab, w), Path(folder) / f"nfe{k}_w{w:g}.png",
+                     ncol=k_cls)
+            for k in nfes(run, nfe_list) for w in (guidance or [run.guidance])]
 
 
 def cmd_train(a) -> int:
@@ -66,7 +86,12 @@ def cmd_train(a) -> int:
         out = Path(a.out or a.resume)
     else:
         with open(a.config) as f:
-            run = ImageRun.from_dict(json.load(f))
+            d = json.load(f)
+        if a.conditional:  # class labels with label dropout (classifier-free guidance)
+            d["model"] = {**d.get("model", {}), "n_classes": N_CLASSES[d.get("data", "digits")]}
+        d.update({k: v for k, v in (("label_drop", a.label_drop), ("guidance", a.guidance))
+                  if v is not None})
+        run = ImageRun.from_dict(d)
         if a.steps:
             run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
         teacher = None
@@ -99,7 +124,7 @@ def cmd_train(a) -> int:
 def cmd_sample(a) -> int:
     dev = pick_device(a.device)
     run, state = load(a.checkpoint, dev)
-    for p in write_grids(run, state.sampler_model, a.out, a.n, a.seed, a.nfe):
+    for p in write_grids(run, state.sampler_model, a.out, a.n, a.seed, a.nfe, a.guidance):
         print(f"wrote {p}")
     return 0
 
@@ -117,9 +142,13 @@ def cmd_classifier(a) -> int:
     return 0
 
 
-def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu") -> list[dict]:
-    """Each checkpoint's samples at every NFE it supports, judged by the classifier (frechet)."""
-    from .frechet import features_and_probs, load_classifier, quality
+def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
+             nfe_list=None, guidance=None) -> list[dict]:
+    """Each checkpoint's samples at every NFE it supports (or those of ``nfe_list``), judged by
+    the classifier (frechet). A conditional checkpoint: samples of labels 0..K-1 repeated, at
+    each guidance weight w of ``guidance`` (None: the run's), also judged on whether the
+    classifier gives them the label they were conditioned on (frechet.label_agreement)."""
+    from .frechet import features_and_probs, label_agreement, load_classifier, quality
 
     clf, _ = load_classifier(classifier, device)
     rows = []
@@ -127,16 +156,24 @@ def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu")
         run, state = load(path, device)
         ref = features_and_probs(clf, image_data(run)[0])[0]
         x0 = noise(run, n, seed, device)
-        for k in nfes(run):
-            q = quality(clf, generate(run, state.sampler_model, x0, k), ref)
-            rows.append({"checkpoint": str(path), "method": run.method, "nfe": k, **q})
-            print(f"{Path(path).name:28s} NFE {k:3d}  FD {q['fd']:8.3f}  confident "
-                  f"{q['confident']:.3f}  classes {q['n_classes']}", flush=True)
+        lab = class_labels(run, n, device) if run.conditional else None
+        for k in nfes(run, nfe_list or NFES):
+            for w in (guidance or [run.guidance]) if run.conditional else [None]:
+                x = generate(run, state.sampler_model, x0, k, lab, w)
+                q = quality(clf, x, ref)
+                extra = {} if lab is None else {"w": w, **label_agreement(clf, x, lab)}
+                rows.append({"checkpoint": str(path), "method": run.method, "nfe": k, **q,
+                             **extra})
+                tail = "" if lab is None else (f"  w {w:g}  as conditioned {extra['agree']:.3f}"
+                                               f"  (confident {extra['agree_confident']:.3f})")
+                print(f"{Path(path).name:28s} NFE {k:3d}  FD {q['fd']:8.3f}  confident "
+                      f"{q['confident']:.3f}  classes {q['n_classes']}{tail}", flush=True)
     return rows
 
 
 def cmd_eval(a) -> int:
-    rows = evaluate(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device))
+    rows = evaluate(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device), a.nfe,
+                    a.guidance)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return 0
@@ -163,6 +200,12 @@ def add_parser(sub) -> None:
     t.add_argument("--chunk", type=int, default=500, help="steps between checkpoints")
     t.add_argument("--preset", help="also save the weights without the optimizer here")
     t.add_argument("--grids", help="write sample grids (one PNG per NFE) to this folder")
+    t.add_argument("--conditional", action="store_true",
+                   help="class-conditional FM: model.n_classes = the data's class count")
+    t.add_argument("--label-drop", type=float, default=None,
+                   help="label dropout p of classifier-free guidance (default: the config's)")
+    t.add_argument("--guidance", type=float, default=None,
+                   help="the guidance weight w its grids use (default: the config's)")
     t.add_argument("--device", default="auto")
     s = isub.add_parser("sample", help="sample grids of a checkpoint, one PNG per NFE")
     s.add_argument("checkpoint")
@@ -170,6 +213,8 @@ def add_parser(sub) -> None:
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="folder for the PNGs")
+    s.add_argument("--guidance", type=float, nargs="+", default=None,
+                   help="conditional runs: guidance weights w (default: the run's)")
     s.add_argument("--device", default="auto")
     k = isub.add_parser("classifier", help="train the digits classifier of the quality metric")
     k.add_argument("--out", required=True)
@@ -185,6 +230,9 @@ def add_parser(sub) -> None:
     e.add_argument("--n", type=int, default=1000)
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--json")
+    e.add_argument("--nfe", type=int, nargs="+", default=None, help="default: every NFE")
+    e.add_argument("--guidance", type=float, nargs="+", default=None,
+                   help="conditional runs: guidance weights w (default: the run's)")
     e.add_argument("--device", default="auto")
     c = isub.add_parser("config", help="print a default ImageRun JSON")
     c.add_argument("--method", default="fm", choices=METHODS)

@@ -5,6 +5,12 @@ network (flowviz.models.TimeUNet) and the samplers of x0 ~ N(0, I) and x1 ~ imag
 On a GPU: bf16 compute (flowviz.models.unet.set_precision: casts that MeanFlow's JVP can
 differentiate, unlike torch.autocast), channels_last weights, optional torch.compile (in place,
 so checkpoints keep plain parameter names).
+
+Class-conditional flow matching with classifier-free guidance (article §4.1; Ho & Salimans
+2022): a run whose ``model.n_classes`` is set trains on the images' labels, each dropped to the
+U-Net's "no label" token with probability ``label_drop`` (flowviz.methods.fm.drop_labels, as the
+2-D InstaFlow teacher), and samples with u = u(. | ∅) + w (u(. | c) - u(. | ∅))
+(flowviz.methods.fm.guided: w = 0 unconditional, w = 1 plain conditional, w > 1 guided).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from torch import nn
 from ..config import from_dict
 from ..methods import meanflow, shortcut
 from ..methods.distill import distill_objective, one_step
-from ..methods.fm import fm_objective
+from ..methods.fm import fm_objective, guided
 from ..methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
 from ..methods.reflow import ReflowConfig, pair_phase, reflow_objective
 from ..methods.shortcut import ShortcutConfig, ShortcutObjective
@@ -35,6 +41,7 @@ LABELS = {"fm": "Flow matching (1-RF)", "reflow": "2-rectified flow", "distill":
           "2-RF + distill (InstaFlow)", "shortcut": "Shortcut", "meanflow": "MeanFlow"}
 PRECISIONS = ("fp32", "bf16")
 NFES = (1, 2, 4, 8, 16, 32, 64, 128)
+N_CLASSES = {"digits": 10, "cifar10": 10}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -60,6 +67,10 @@ class ImageRun:
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs: the step is replayed
     # as one graph, no per-kernel launch cost; needs fixed shapes, e.g. FM), "max-autotune"...
     compile_mode: str = "default"
+    # class-conditional FM (model.n_classes > 0): label dropout p of classifier-free guidance,
+    # and the guidance weight w that sampling uses by default
+    label_drop: float = 0.1
+    guidance: float = 1.0
 
     def __post_init__(self):
         for name, v, ok in (("method", self.method, METHODS), ("data", self.data, DATASETS),
@@ -73,6 +84,14 @@ class ImageRun:
         if self.model.dims != dims:
             raise ValueError(f"model.channels/size give images {self.model.dims}, but "
                              f"{self.data} at this size is {dims}")
+        if self.conditional:
+            if self.method != "fm":
+                raise ValueError("class-conditional runs (model.n_classes > 0) are method 'fm'")
+            if self.model.n_classes != N_CLASSES[self.data]:
+                raise ValueError(f"{self.data} has {N_CLASSES[self.data]} classes: set "
+                                 f"model.n_classes to it (or 0: unconditional)")
+        if not 0.0 <= self.label_drop < 1.0:
+            raise ValueError("label_drop must be in [0, 1)")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
@@ -87,7 +106,12 @@ class ImageRun:
 
     @property
     def label(self) -> str:
-        return LABELS[self.method]
+        return LABELS[self.method] + (" · class-conditional" if self.conditional else "")
+
+    @property
+    def conditional(self) -> bool:
+        """Trained on class labels (with label dropout): samples take a label and a w."""
+        return self.model.n_classes > 0
 
 
 @functools.lru_cache(maxsize=4)
@@ -167,7 +191,8 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
     else:
         x, y = image_data(run, device) if images is None else (t.to(device) for t in images)
         x0, x1 = normal_sampler(run.model.dims), tensor_sampler(x, y)
-        objective = {"fm": lambda: fm_objective(x0, x1, run.batch),
+        objective = {"fm": lambda: fm_objective(x0, x1, run.batch, n_classes=run.model.n_classes,
+                                                p_uncond=run.label_drop),
                      "shortcut": lambda: ShortcutObjective(x0, x1, run.batch, run.shortcut),
                      "meanflow": lambda: MeanFlowObjective(x0, x1, run.batch, run.meanflow),
                      }[run.method]()
@@ -186,10 +211,19 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
 
 
 @torch.no_grad()
-def generate(run: ImageRun, model: nn.Module, x0: torch.Tensor, nfe: int) -> torch.Tensor:
+def generate(run: ImageRun, model: nn.Module, x0: torch.Tensor, nfe: int,
+             label: torch.Tensor | None = None, w: float | None = None) -> torch.Tensor:
     """Samples from noise x0 with exactly ``nfe`` network calls: Euler for flows, M-step
-    shortcut sampling, MeanFlow jumps; the distilled student has one step only (nfe = 1)."""
+    shortcut sampling, MeanFlow jumps; the distilled student has one step only (nfe = 1).
+    A conditional run with ``label`` (N,) samples the guided field (``w``: run.guidance if
+    None) with ``nfe`` Euler steps, each two network calls (one when w = 1); without a label,
+    the unconditional field."""
     model = model.eval()
+    if label is not None:
+        if not run.conditional:
+            raise ValueError("this run is unconditional: sample it without labels")
+        f = guided(model, run.guidance if w is None else w)
+        return solve(functools.partial(f, label=label.to(x0.device)), x0, "euler", nfe).x
     if run.method == "distill":
         if nfe != 1:
             raise ValueError("the distilled student is a one-step generator (nfe = 1)")
@@ -204,6 +238,11 @@ def generate(run: ImageRun, model: nn.Module, x0: torch.Tensor, nfe: int) -> tor
 def nfes(run: ImageRun, nfe_list=NFES) -> list[int]:
     """The NFEs a run can sample with (the student: 1 only)."""
     return [1] if run.method == "distill" else list(nfe_list)
+
+
+def class_labels(run: ImageRun, n: int, device="cpu") -> torch.Tensor:
+    """Labels 0, 1, ..., K-1, 0, 1, ... (n of them) for a conditional run's samples."""
+    return torch.arange(n, device=device) % run.model.n_classes
 
 
 def noise(run: ImageRun, n: int, seed: int = 0, device="cpu") -> torch.Tensor:

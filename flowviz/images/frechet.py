@@ -167,6 +167,18 @@ def quality(model: Classifier, x: torch.Tensor, ref_features: torch.Tensor,
             "classes": counts.tolist(), "n_classes": int((counts > 0).sum())}
 
 
+def label_agreement(model: Classifier, x: torch.Tensor, labels: torch.Tensor,
+                    confident: float = 0.9) -> dict:
+    """Class-conditional samples x judged against the labels they were conditioned on:
+    ``agree`` (fraction whose top class is their label) and ``agree_confident`` (top class is
+    their label with probability >= ``confident``)."""
+    p = features_and_probs(model, x)[1]
+    top, pred = p.max(1)
+    hit = pred == labels.cpu()
+    return {"agree": float(hit.double().mean()),
+            "agree_confident": float((hit & (top >= confident)).double().mean())}
+
+
 def standard_fid_status() -> str:
     """Whether standard (Inception) FID can run here, in words. Nothing is downloaded."""
     libs = [n for n in ("torch_fidelity", "cleanfid") if importlib.util.find_spec(n)]
