@@ -4,8 +4,10 @@
    presets (trained on a GPU by ``python -m flowviz image``), or a run trained live here.
 2. Quality vs NFE: a Fréchet distance in the features of a digits classifier the project
    trained (not FID), with the share of confidently classified samples.
-3. Throughput and memory: sampling here, and the GPU measurements of the benchmarks.
-4. Published CIFAR-10 one-step FIDs, as a separate reference table.
+3. Class-conditional: classifier-free guidance on the conditional FM digits preset, one row per
+   digit and one grid per guidance weight w, with the measured share classified as asked.
+4. Throughput and memory: sampling here, and the GPU measurements of the benchmarks.
+5. Published CIFAR-10 one-step FIDs, as a separate reference table.
 """
 
 import json
@@ -19,7 +21,15 @@ import torch
 from flowviz import checkpoint, store
 from flowviz.device import describe
 from flowviz.images import data as imdata
-from flowviz.images.experiment import LABELS, NFES, ImageRun, build_image, generate, noise
+from flowviz.images.experiment import (
+    LABELS,
+    NFES,
+    ImageRun,
+    build_image,
+    class_labels,
+    generate,
+    noise,
+)
 from flowviz.images.frechet import METRIC, standard_fid_status
 from flowviz.images.grid import to_grid
 from flowviz.images.latent import ENCODERS, LATENT_METHODS, LatentRun, build_latent, fit_encoder
@@ -36,6 +46,11 @@ PRESETS = ROOT / "assets" / "presets" / "images"
 BENCH = ROOT / "benchmarks" / "images_h100.json"
 ORDER = ("fm", "reflow", "distill", "shortcut", "meanflow")
 N_GRID = 16  # samples per grid (4 x 4)
+CFG_PRESET = PRESETS / "digits-fm-cfg.pt"  # class-conditional FM (label dropout 0.1)
+CFG_QUALITY = PRESETS / "cfg_quality.json"  # `image eval --guidance ...` of that preset
+CFG_WS = (0.0, 1.0, 2.0, 4.0)  # guidance weights shown
+CFG_NFE = 32
+CFG_PER_CLASS = 4  # samples per digit row (the same noise in every row and every w)
 # Published one-step (1 NFE) FIDs on CIFAR-10: the papers' numbers, never measured here.
 PUBLISHED = [
     ("2-rectified flow, 1 step", 12.21, "Liu, Gong & Liu 2022 (rectified flow), Table 1"),
@@ -106,6 +121,82 @@ def grid_rows(rows: dict, nfe_list) -> None:
                         width="stretch")
             else:
                 c.caption("one-step only")
+
+
+@st.cache_resource(show_spinner="Loading the class-conditional preset…")
+def load_cfg_preset():
+    """(run, network) of the class-conditional digits preset, or None."""
+    if not CFG_PRESET.is_file():
+        return None
+    run, state = checkpoint.load(CFG_PRESET, kind="image")
+    return run, state.sampler_model.eval()
+
+
+@cached(show_spinner="Sampling the guided grids (once: then kept on disk)…")
+def guidance_grids(ws: tuple, nfe: int, seed: int, stamp: str = "") -> dict:
+    """w -> (uint8 grid: one row per class, CFG_PER_CLASS columns, seconds) from the
+    class-conditional preset, the same noise in every row and for every w; "machine": where
+    the seconds were measured. ``stamp``: the preset file's digest."""
+    run, net = load_cfg_preset()
+    k = run.model.n_classes
+    x0 = noise(run, CFG_PER_CLASS, seed).repeat(k, 1, 1, 1)
+    lab = class_labels(run, k).repeat_interleave(CFG_PER_CLASS)  # row c: label c
+    out = {}
+    for w in ws:
+        t0 = time.perf_counter()
+        x = generate(run, net, x0, nfe, lab, w)
+        out[w] = (to_grid(x, CFG_PER_CLASS), time.perf_counter() - t0)  # drawn 4x
+    out["machine"] = describe()
+    return out
+
+
+@st.cache_data(show_spinner=False)
+def cfg_quality(stamp: str = "") -> pd.DataFrame:
+    return pd.DataFrame(json.loads(CFG_QUALITY.read_text())) if CFG_QUALITY.is_file() \
+        else pd.DataFrame()
+
+
+def guidance_section(seed: int) -> None:
+    """Class-conditional FM with classifier-free guidance: rows = digits, one grid per w."""
+    st.subheader("Class-conditional: guidance")
+    pre = load_cfg_preset()
+    if pre is None:
+        st.info("No class-conditional preset (assets/presets/images/digits-fm-cfg.pt): run "
+                "`bash assets/presets/images/train.sh`.")
+        return
+    run, net = pre
+    g = guidance_grids(CFG_WS, CFG_NFE, seed, store.file_digest(str(CFG_PRESET)))
+    q = cfg_quality(store.file_digest(str(CFG_QUALITY)) if CFG_QUALITY.is_file() else "")
+    q = q[q.nfe == CFG_NFE] if len(q) else q
+    cols = st.columns(len(CFG_WS))
+    for c, w in zip(cols, CFG_WS, strict=True):
+        row = q[q.w == w] if len(q) else q
+        how = (f" · classified as its row's digit {row.agree.iloc[0]:.1%}, classifier-feature "
+               f"FD {row.fd.iloc[0]:.1f}" if len(row) else "")
+        c.image(g[w][0].repeat(4, 0).repeat(4, 1), width="stretch",
+                caption=f"w = {w:g}{how}")
+    tbl = q[["w", "agree", "agree_confident", "confident", "fd"]].rename(columns={
+        "agree": "classified as conditioned", "agree_confident": "… with p ≥ 0.9",
+        "confident": "any class, p ≥ 0.9", "fd": "classifier-feature FD"}) if len(q) else q
+    if len(tbl):
+        st.dataframe(tbl, hide_index=True)
+    n = round(q.classes.map(sum).max() / q.confident.max()) if len(q) else 0
+    st.caption(
+        f"Rows: digits 0–{run.model.n_classes - 1} (the label given to the U-Net); "
+        f"{CFG_PER_CLASS} samples per row from the same noise (seed {seed}) in every row and "
+        f"grid; Euler, {CFG_NFE} steps of u = u(x, t | ∅) + w (u(x, t | c) − u(x, t | ∅)), "
+        "two network calls each, one at w = 1 (`flowviz.methods.fm.guided`, the 2-D InstaFlow "
+        "teacher's code). One network learned both fields: labels were dropped to the "
+        f"\"no label\" token with probability {run.label_drop:g} while training "
+        "(`drop_labels`). As w grows: at w = 0 the label is ignored (every row shows the same "
+        "unconditional samples of that noise, so about one in ten is the row's digit); at "
+        "w = 1 the plain conditional model; past 1 the samples are pushed away from the "
+        "unconditional field, bolder and more alike within a row — the label is obeyed but "
+        "variety shrinks and the distance to the real digits grows (table). "
+        + (f"Figures: `python -m flowviz image eval --guidance …` on an H100 ({n} samples per "
+           "w, `assets/presets/images/cfg_quality.json`), same classifier as above. "
+           if len(q) else "")
+        + f"Sampling these grids took {sum(g[w][1] for w in CFG_WS):.2f} s on {g['machine']}.")
 
 
 def quality_fig(df: pd.DataFrame, col: str, title: str, log: bool):
@@ -185,6 +276,7 @@ with tab_presets:
                        "of a small CNN trained here on the same digits (97.6 % held-out "
                        "accuracy): a Fréchet distance in its space, not FID and not comparable "
                        "with published FIDs. " + standard_fid_status())
+        guidance_section(cfg.seed)
 
 with tab_live:
     st.markdown("Train one method on the digits here, with the CPU default U-Net "

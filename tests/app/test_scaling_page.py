@@ -59,3 +59,23 @@ def test_latent_tab_shows_reconstructions_and_trains_a_flow_on_codes():
     train = next(b for b in at.button if b.key and b.key.startswith("train:lat:pca:4:"))
     train.click().run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_guidance_section_renders_with_the_conditional_preset():
+    """Class-conditional: one grid per guidance weight from the preset (rows: digits 0-9), each
+    with the measured share classified as asked (cfg_quality.json), and the table."""
+    from views.scaling import CFG_PER_CLASS, CFG_WS
+
+    at = open_page()
+    assert any(h.value == "Class-conditional: guidance" for h in at.subheader)
+    cfg = [i for i in at.get("image")
+           if i.proto.imgs and i.proto.imgs[0].caption.startswith("w = ")]
+    assert len(cfg) == len(CFG_WS)
+    assert all("classified as its row's digit" in i.proto.imgs[0].caption for i in cfg)
+    table = next(d.value for d in at.dataframe if "classified as conditioned" in d.value.columns)
+    assert sorted(table["w"]) == sorted(CFG_WS)
+    assert any("cfg_quality.json" in c.value for c in at.caption)
+    from views.scaling import guidance_grids
+
+    g = guidance_grids(CFG_WS, 32, 0)[2.0][0]  # 10 rows of CFG_PER_CLASS 16x16 tiles (pad 1)
+    assert g.shape == (10 * 17 + 1, CFG_PER_CLASS * 17 + 1)
