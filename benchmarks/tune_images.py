@@ -96,7 +96,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     rows: list[dict] = []
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__}", flush=True)
-    want = (lambda n: not a.only or n in a.only)
+
+    def want(n):
+        return not a.only or n in a.only
+
     b = 128
     if want("peer"):
         peer = peer_unet().cuda()

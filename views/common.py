@@ -327,6 +327,18 @@ def partner_preset(key: str):
     return mate.run if mate is not None else None
 
 
+def same_time_caption(partner, main: str, other: str, main_steps: int) -> None:
+    """How a run trained for the same time as the page's main run got its steps
+    (experiment.same_time): the two step costs and the steps they give."""
+    if "cost" not in partner.meta:
+        return
+    a, b = partner.meta["cost"]
+    where = " when the preset was trained" if "preset" in partner.meta else ""
+    st.caption(f"Measured cost per step{where}: {main} {a:.1f} ms, {other} {b:.1f} ms (ratio "
+               f"{a / b:.2f}), so {other} gets {partner.cfg.steps} steps for the {main} run's "
+               f"{main_steps}.")
+
+
 def _load_preset(key: str, ident, after, meta: dict | None) -> None:
     """Put the finished preset state whose config is ``ident`` into runs[key], if one exists."""
     try:

@@ -38,6 +38,7 @@ from views.common import (
     partner_preset,
     results,
     run_key,
+    same_time_caption,
     source_points,
     training_active,
     uploaded_points,
@@ -372,12 +373,7 @@ with c1:
               f"Shortcut: k steps ({sc_state.seconds:.0f} s, {sc_state.step} steps)": cmp["sc"]}
     chart(nfe_fig(curves, "Same data, network and training time", cfg, gaussian_source),
           "mf-vs-sc-nfe")
-    if "cost" in sc_state.meta:
-        a, b = sc_state.meta["cost"]
-        where = " when the preset was trained" if "preset" in sc_state.meta else ""
-        st.caption(f"Measured cost per step{where}: MeanFlow {a:.1f} ms, Shortcut {b:.1f} ms, "
-                   f"so Shortcut gets {sc_state.cfg.steps} steps for MeanFlow's "
-                   f"{state.cfg.steps}.")
+    same_time_caption(sc_state, "MeanFlow", "Shortcut", state.cfg.steps)
 with c2:
     if "d" in cmp:
         ds, errs = cmp["d"]

@@ -36,6 +36,7 @@ from views.common import (
     partner_preset,
     results,
     run_key,
+    same_time_caption,
     source_points,
     training_active,
     uploaded_points,
@@ -363,12 +364,7 @@ if fm_state is not None and fm_state.step > 0:
     q = dict(zip(n_, q_, strict=True))
     rows.append({"model": "plain FM, Euler", **{f"ED @{m}": q[m] for m in SHOWN},
                  "train s": fm_state.seconds, "steps": fm_state.step})
-    if "cost" in fm_state.meta:
-        a, b = fm_state.meta["cost"]
-        where = " when the preset was trained" if "preset" in fm_state.meta else ""
-        st.caption(f"Measured cost per step{where}: shortcut {a:.1f} ms, FM {b:.1f} ms "
-                   f"(ratio {a / b:.2f}), so FM gets {fm_state.cfg.steps} steps for the "
-                   f"shortcut's {steps}.")
+    same_time_caption(fm_state, "shortcut", "FM", steps)
 if gaussian_source:
     n_, q_ = exact_nfe_curve(cfg, N_EVAL)
     curves["exact v*, Euler (perfect FM)"] = (n_, ed_floor(q_))

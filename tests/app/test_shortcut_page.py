@@ -129,7 +129,7 @@ def test_tiny_training_run_advances_and_fills_the_page():
     assert fm.cfg.steps == max(1, round(500 * ms_sc / ms_fm))
     assert fm.model.cfg.n_scalars == 1 and fm.model.cfg.hidden == 64
     cost = next(c.value for c in at.caption if c.value.startswith("Measured cost per step"))
-    assert f"FM gets {fm.cfg.steps} steps for the shortcut's 500" in cost
+    assert f"FM gets {fm.cfg.steps} steps for the shortcut run's 500" in cost
     table = at.dataframe[-1].value  # the quality table, last on the page
     assert list(table["model"])[-1] == "plain FM, Euler" and len(table) == 2
     # plain FM with one Euler step is far worse than the shortcut's one jump

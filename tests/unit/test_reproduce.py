@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from flowviz import data
-from flowviz.cli import main
 from flowviz.analysis import coupling_metrics
+from flowviz.cli import main
 from flowviz.reproduce import FigureSpec, pairs_section
 
 
