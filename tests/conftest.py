@@ -24,6 +24,24 @@ SEED = 0
 torch.set_num_threads(2)
 
 
+def labels_passed(objective) -> torch.Tensor:
+    """The ``label=`` a conditional objective passes to its network in one call (after label
+    dropout): the objective runs once on a network that only records it."""
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, t, label=None):
+            seen["label"] = label
+            return x * self.w
+
+    objective(Spy(), torch.Generator().manual_seed(0))
+    return seen["label"]
+
+
 @pytest.fixture
 def seed() -> int:
     """Seed python, numpy and torch with a fixed value; returns that value."""

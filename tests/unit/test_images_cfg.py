@@ -20,6 +20,7 @@ from flowviz.methods.fm import drop_labels, fm_loss, fm_objective, guided
 from flowviz.models import TimeUNet, UNetConfig
 from flowviz.train import OptimConfig, train_steps
 from tests.app.conftest import ROOT
+from tests.conftest import labels_passed
 
 TINY = UNetConfig(size=8, base=8, mults=(1, 2), groups=4, emb=16, n_classes=10)
 OPT = OptimConfig(steps=3, lr=1e-3, warmup=1)
@@ -39,19 +40,7 @@ def test_label_dropout_rate_within_binomial_bounds():
     x, y = digits(8)
     obj = fm_objective(normal_sampler((1, 8, 8)), tensor_sampler(x, y), n, n_classes=10,
                        p_uncond=p)
-    seen = {}
-
-    class Spy(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x, t, label=None):
-            seen["label"] = label
-            return x * self.w
-
-    obj(Spy(), torch.Generator().manual_seed(0))
-    lab = seen["label"]
+    lab = labels_passed(obj)
     rate = float((lab == 10).double().mean())
     assert abs(rate - p) < 4 * math.sqrt(p * (1 - p) / n)  # 4 standard deviations
     kept = lab[lab != 10]  # the others keep their images' labels: all ten digits

@@ -25,6 +25,7 @@ from flowviz.models import MLPConfig
 from flowviz.paths import LinearPath, VPPath
 from flowviz.solvers import solve
 from flowviz.train import OptimConfig
+from tests.conftest import labels_passed
 
 
 @pytest.fixture(scope="module")
@@ -98,19 +99,7 @@ def test_reweight_balances_the_batches():
 
 def test_label_dropout_rate():
     obj = conditional_fm_objective("8gaussians", 20_000, 8, p_uncond=0.25)
-    seen = {}
-
-    class Spy(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x, t, label=None):
-            seen["label"] = label
-            return x * self.w
-
-    obj(Spy(), torch.Generator().manual_seed(0))
-    assert abs(float((seen["label"] == 8).double().mean()) - 0.25) < 0.015
+    assert abs(float((labels_passed(obj) == 8).double().mean()) - 0.25) < 0.015
 
 
 def test_class_samples_are_that_part():
