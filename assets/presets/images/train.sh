@@ -19,7 +19,7 @@ train() { img train --config "$D/digits-$1.json" --out "$R/$1.pt" --preset "$D/d
 img classifier --out "$D/digits-classifier.pt" --steps 4000 --width 48 --augment affine \
     --weight-decay 1e-4 > "$R/classifier.log" 2>&1 &
 (train fm && train reflow && train distill) > "$R/chain.log" 2>&1 &
-train shortcut > "$R/shortcut.log" 2>&1 &
+train shortcut > "$R/shortcut.log" 2>&1 &  # digits-shortcut.json: sc_frac 0.75, batch 512, 16k steps
 train meanflow > "$R/meanflow.log" 2>&1 &
 train fm-cfg > "$R/fm-cfg.log" 2>&1 &  # digits-fm-cfg.json: model.n_classes 10, label_drop 0.1
 wait
