@@ -78,6 +78,11 @@ def load_presets() -> dict:
     return out
 
 
+def drawn(grid):
+    """A stored sample grid (kept at scale 1 on disk) drawn 4x, crisp on a projector."""
+    return grid.repeat(4, 0).repeat(4, 1)
+
+
 def stamp(method: str) -> str:
     """The preset file's content digest: a retrained preset is sampled afresh."""
     return store.file_digest(str(PRESETS / f"digits-{method}.pt"))
@@ -117,7 +122,7 @@ def grid_rows(rows: dict, nfe_list) -> None:
         cols[0].markdown(label)
         for c, k in zip(cols[1:], nfe_list, strict=True):
             if k in g:
-                c.image(g[k][0].repeat(4, 0).repeat(4, 1), caption=f"{1e3 * g[k][1]:.0f} ms",
+                c.image(drawn(g[k][0]), caption=f"{1e3 * g[k][1]:.0f} ms",
                         width="stretch")
             else:
                 c.caption("one-step only")
@@ -173,7 +178,7 @@ def guidance_section(seed: int) -> None:
         row = q[q.w == w] if len(q) else q
         how = (f" · classified as its row's digit {row.agree.iloc[0]:.1%}, classifier-feature "
                f"FD {row.fd.iloc[0]:.1f}" if len(row) else "")
-        c.image(g[w][0].repeat(4, 0).repeat(4, 1), width="stretch",
+        c.image(drawn(g[w][0]), width="stretch",
                 caption=f"w = {w:g}{how}")
     tbl = q[["w", "agree", "agree_confident", "confident", "fd"]].rename(columns={
         "agree": "classified as conditioned", "agree_confident": "… with p ≥ 0.9",

@@ -31,7 +31,7 @@ from ..paths import VPPath
 from ..runner import PhaseRunner
 from ..train import OptimConfig, init_state
 from .distill import distill_objective
-from .fm import drop_labels, fm_loss, guided
+from .fm import fm_objective, guided
 from .reflow import PairGeneration, Pairs, ReflowConfig, huber_c, loss_fn, reflow_state
 
 # The datasets whose parts have names: condition c is the sampler's label.
@@ -88,18 +88,12 @@ class ConditionalExact:
 
 
 def conditional_fm_objective(target: str, batch: int, n_classes: int, p_uncond: float = 0.1):
-    """FM with labels (the trained conditional 1-RF teacher): each label is replaced by the
-    "no condition" token with probability ``p_uncond`` so one network also learns v(x, t | ∅)
-    for guidance (Ho & Salimans' classifier-free guidance)."""
-
-    def objective(model, g):
-        dev = next(model.parameters()).device
-        x1, c = SAMPLERS[target](batch, g)
-        x0 = torch.randn(x1.shape, generator=g)
-        c = drop_labels(c, n_classes, p_uncond, g)
-        return fm_loss(model, x0.to(dev), x1.to(dev), generator=g, label=c.to(dev)), {}
-
-    return objective
+    """FM with labels (the trained conditional 1-RF teacher): fm_objective on the target's
+    parts as labels, each replaced by the "no condition" token with probability ``p_uncond`` so
+    one network also learns v(x, t | ∅) for guidance (Ho & Salimans' classifier-free
+    guidance)."""
+    return fm_objective(SAMPLERS["gaussian"], SAMPLERS[target], batch, n_classes=n_classes,
+                        p_uncond=p_uncond)
 
 
 def condition_probs(n_classes: int, rare: int = -1, share: float = 0.0) -> torch.Tensor:
