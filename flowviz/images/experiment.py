@@ -65,7 +65,8 @@ class ImageRun:
     channels_last: bool = False
     compile: bool = False
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs: the step is replayed
-    # as one graph, no per-kernel launch cost; needs fixed shapes, e.g. FM), "max-autotune"...
+    # as graphs, no per-kernel launch cost; needs fixed shapes: FM, Shortcut and MeanFlow have
+    # them, their target rows being fixed counts), "max-autotune"...
     compile_mode: str = "default"
     # class-conditional FM (model.n_classes > 0): label dropout p of classifier-free guidance,
     # and the guidance weight w that sampling uses by default
@@ -206,7 +207,10 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
         if m is not None:
             set_precision(m, torch.bfloat16 if run.precision == "bf16" else None)
     if run.compile:
-        state.model.compile(mode=None if run.compile_mode == "default" else run.compile_mode)
+        mode = None if run.compile_mode == "default" else run.compile_mode
+        state.model.compile(mode=mode)
+        if hasattr(objective, "target"):  # Shortcut's / MeanFlow's no-grad target: one graph
+            objective.target = torch.compile(objective.target, mode=mode)
     return state
 
 

@@ -68,60 +68,75 @@ class MeanVelocity(nn.Module):
         return self(x, t, t)
 
 
+def interval_rows(n: int, frac_neq: float) -> int:
+    """How many of n rows get r != t: a fixed count, round(frac_neq n), not a coin per row, so
+    a batch's shapes never change (CUDA graphs) and nothing is read back from the device."""
+    return round(frac_neq * n)
+
+
 def sample_times(n: int, cfg: MeanFlowConfig, generator=None, frac_neq: float | None = None):
     """(t, r), each (n,) on the generator's device: two draws from the time sampler, sorted so
-    t <= r; then r = t on all but a fraction ``frac_neq`` of the rows (Geng et al. §4.3)."""
+    t <= r; r = t on the first n - k rows and the last k = :func:`interval_rows` rows keep
+    r >= t (Geng et al. §4.3: a fraction of the batch; rows are i.i.d., so which ones is
+    immaterial)."""
     dev = generator.device if generator is not None else "cpu"
     if cfg.time_sampler == "uniform":
         a = torch.rand(2, n, device=dev, generator=generator)
     else:
         a = torch.sigmoid(cfg.mu + cfg.sigma * torch.randn(2, n, device=dev, generator=generator))
     t, r = a.min(0).values, a.max(0).values
-    keep = torch.rand(n, device=dev, generator=generator) < (
-        cfg.frac_neq if frac_neq is None else frac_neq)
-    return t, torch.where(keep, r, t)
+    s = n - interval_rows(n, cfg.frac_neq if frac_neq is None else frac_neq)
+    return t, torch.cat([t[:s], r[s:]])
 
 
 @torch.no_grad()
 def meanflow_target(u, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, v: torch.Tensor):
     """u_tgt = v + (r - t) du/dt under stop-gradient (§6.2), with du/dt = [∂_x u, ∂_t u, ∂_r u] ·
-    (v, 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). Returns (u_tgt, (r - t) du/dt)."""
+    (v, 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). Returns (u_tgt, (r - t) du/dt).
+    torch.compile traces it whole (torch.func.jvp included): see MeanFlowObjective.target."""
     _, dudt = torch.func.jvp(u, (xt, t, r), (v, torch.ones_like(t), torch.zeros_like(r)))
     term = _bcast(r - t, xt) * dudt
     return v + term, term
 
 
 def meanflow_loss(u, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, r: torch.Tensor,
-                  p: float = 1.0, c: float = 1e-3, path=LinearPath(), n_buckets: int = 0):
+                  p: float = 1.0, c: float = 1e-3, path=LinearPath(), n_buckets: int = 0,
+                  n_neq: int | None = None, target=meanflow_target):
     """The MeanFlow loss on one batch and its parts.
 
-    Rows with r = t regress on v (flow matching, no JVP is spent on them); rows with r > t on
-    the identity's target. Per row, Δ = u_θ - sg(u_tgt) and the loss is sg(w) ||Δ||², w = 1 /
-    (||Δ||² + c)^p (adaptive weighting; p = 0 is plain MSE). Returns (loss, logs): "mse_fm" and
-    "mse_mean" (plain ||Δ||² on each kind of row, NaN when a kind is absent), "jvp" and
-    "jvp_max" (mean and max ||(r - t) du/dt|| over r > t rows) and, with n_buckets, "mse_t<k>"
-    (plain ||Δ||² per bucket of t)."""
+    The last ``n_neq`` rows have r > t and regress on the identity's target (``target``: the
+    JVP, :func:`meanflow_target` or a compiled copy); the rows before them have r = t and
+    regress on v (flow matching: no JVP is spent on them; for r = t its term is 0 anyway).
+    ``n_neq=None`` counts the rows with r > t (one read from the device) and checks they come
+    last. Per row, Δ = u_θ - sg(u_tgt) and the loss is sg(w) ||Δ||², w = 1 / (||Δ||² + c)^p
+    (adaptive weighting; p = 0 is plain MSE). Returns (loss, logs): "mse_fm" and "mse_mean"
+    (plain ||Δ||² on each kind of row, NaN when a kind is absent), "jvp" and "jvp_max" (mean
+    and max ||(r - t) du/dt|| over the r > t rows) and, with n_buckets, "mse_t<k>" (plain ||Δ||²
+    per bucket of t, NaN for an empty bucket). Nothing here waits for the device."""
+    b = len(t)
+    if n_neq is None:
+        n_neq = int((r > t).sum())
+        if not torch.equal(r[:b - n_neq], t[:b - n_neq]):
+            raise ValueError("meanflow_loss: the rows with r > t must be the last ones")
+    s = b - n_neq
     xt, v = path.interpolate(x0, x1, t), path.velocity(x0, x1, t)
-    neq = r > t
-    target = v.clone()
     nan = x0.new_tensor(float("nan"))
-    jvp, jvp_max = nan, nan
-    if neq.any():
-        tgt, term = meanflow_target(u, xt[neq], t[neq], r[neq], v[neq])
-        target[neq] = tgt
+    goal, jvp, jvp_max = v, nan, nan
+    if n_neq:
+        tgt, term = target(u, xt[s:], t[s:], r[s:], v[s:])
+        goal = torch.cat([v[:s], tgt])
         norms = term.flatten(1).norm(dim=1)
         jvp, jvp_max = norms.mean(), norms.max()
-    err = (u(xt, t, r) - target).pow(2).flatten(1).sum(1)
+    err = (u(xt, t, r) - goal).pow(2).flatten(1).sum(1)
     w = (err.detach() + c).pow(-p) if p > 0 else torch.ones_like(err)
     e = err.detach()
-    logs = {"mse_fm": e[~neq].mean() if (~neq).any() else nan,
-            "mse_mean": e[neq].mean() if neq.any() else nan, "jvp": jvp, "jvp_max": jvp_max}
+    logs = {"mse_fm": e[:s].mean() if s else nan, "mse_mean": e[s:].mean() if n_neq else nan,
+            "jvp": jvp, "jvp_max": jvp_max}
     if n_buckets:
         k = (t * n_buckets).long().clamp(0, n_buckets - 1)
-        s = torch.zeros(n_buckets, dtype=e.dtype, device=e.device).index_add_(0, k, e)
-        cnt = torch.bincount(k, minlength=n_buckets).to(e.dtype)
-        for i in range(n_buckets):
-            logs[f"mse_t{i}"] = s[i] / cnt[i] if cnt[i] > 0 else nan
+        total = torch.zeros(n_buckets, dtype=e.dtype, device=e.device).index_add_(0, k, e)
+        mean = total / torch.bincount(k, minlength=n_buckets).to(e.dtype)  # 0 / 0: NaN
+        logs.update({f"mse_t{i}": mean[i] for i in range(n_buckets)})
     return (w * err).mean(), logs
 
 
@@ -132,13 +147,16 @@ def bucket_label(i: int, n: int) -> str:
 class MeanFlowObjective:
     """An objective for flowviz.train: coupled pairs, (t, r) from :func:`sample_times`, the
     MeanFlow loss; logs its parts. Warm start: the first ``cfg.fm_warmup`` calls use r = t only,
-    i.e. train the same network as a plain flow-matching model v(x, t) = u(x, t, t)."""
+    i.e. train the same network as a plain flow-matching model v(x, t) = u(x, t, t).
+    ``target`` computes the JVP target; image runs on a GPU set it to a torch.compile'd
+    :func:`meanflow_target` (the eager JVP is ~700 small kernel launches)."""
 
     def __init__(self, sample_x0, sample_x1, batch: int, cfg: MeanFlowConfig | None = None,
                  coupling: str = "independent", path=LinearPath()):
         self.sample_x0, self.sample_x1, self.batch = sample_x0, sample_x1, batch
         self.cfg, self.coupling, self.path = cfg or MeanFlowConfig(), coupling, path
         self.calls = 0
+        self.target = meanflow_target
 
     def __call__(self, model, g):
         from ..data import couple
@@ -149,9 +167,10 @@ class MeanFlowObjective:
                         self.sample_x1(self.batch, g)[0].to(dev))
         warm = self.calls < cfg.fm_warmup
         self.calls += 1
-        t, r = sample_times(self.batch, cfg, g, 0.0 if warm else None)
+        frac = 0.0 if warm else cfg.frac_neq
+        t, r = sample_times(self.batch, cfg, g, frac)
         loss, logs = meanflow_loss(model, x0, x1, t.to(dev), r.to(dev), cfg.p, cfg.c, self.path,
-                                   cfg.n_buckets)
+                                   cfg.n_buckets, interval_rows(self.batch, frac), self.target)
         return loss, {k: v.detach() for k, v in logs.items()}
 
 

@@ -186,23 +186,30 @@ def shortcut_target(net, x: torch.Tensor, t: torch.Tensor, D: torch.Tensor,
 
 
 def shortcut_loss(model, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, D: torch.Tensor,
-                  target_net=None, template: Template = HALVES, d_min: float = 1 / 128):
-    """The shortcut loss on one batch (§5.2). Rows with D = 0 are flow matching of s(·, ·, 0);
-    rows with D > 0 regress s(x_t, t, D) on the template target computed with ``target_net``
-    (default: the model itself, under stop-gradient). The parts are averaged over the whole
-    batch, as in the paper. Returns (loss, L_FM, L_SC); an empty part is NaN.
+                  target_net=None, template: Template = HALVES, d_min: float = 1 / 128,
+                  n_sc: int | None = None, target=shortcut_target):
+    """The shortcut loss on one batch (§5.2). The first rows have D = 0: flow matching of
+    s(·, ·, 0); the last ``n_sc`` rows have D > 0 and regress s(x_t, t, D) on the template
+    target (``target``: :func:`shortcut_target` or a compiled copy) computed with
+    ``target_net`` (default: the model itself, under stop-gradient). ``n_sc=None`` counts the
+    rows with D > 0 (one read from the device) and checks they come last. The parts are averaged
+    over the whole batch, as in the paper. Returns (loss, L_FM, L_SC); an empty part is NaN.
 
     A self-consistency row is an FM row on a synthetic pair: the straight line through x_t at
     time t with velocity s_tgt, x0' = x_t - t s_tgt and x1' = x_t + (1 - t) s_tgt. So the whole
     batch is one fm_loss call, one forward pass of the network."""
-    sc = D > 0
-    if sc.any():
-        x0, x1 = x0.clone(), x1.clone()
-        tb = t[sc].reshape(-1, *([1] * (x0.dim() - 1)))
-        xt = LinearPath().interpolate(x0[sc], x1[sc], t[sc])
-        tgt = shortcut_target(model if target_net is None else target_net, xt, t[sc], D[sc],
-                              template, d_min)
-        x0[sc], x1[sc] = xt - tb * tgt, xt + (1 - tb) * tgt
+    b = len(D)
+    if n_sc is None:
+        n_sc = int((D > 0).sum())
+        if D[:b - n_sc].any():
+            raise ValueError("shortcut_loss: the rows with D > 0 must be the last ones")
+    f = b - n_sc
+    if n_sc:
+        tb = t[f:].reshape(-1, *([1] * (x0.dim() - 1)))
+        xt = LinearPath().interpolate(x0[f:], x1[f:], t[f:])
+        tgt = target(model if target_net is None else target_net, xt, t[f:], D[f:], template,
+                     d_min)
+        x0, x1 = torch.cat([x0[:f], xt - tb * tgt]), torch.cat([x1[:f], xt + (1 - tb) * tgt])
     per_row = {}
 
     def squared(r):
@@ -212,7 +219,7 @@ def shortcut_loss(model, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, D:
     loss = fm_loss(lambda x, tt: model(x, tt, D), x0, x1, t, loss=squared)
     e = per_row["e"].detach()
     nan = e.new_tensor(float("nan"))
-    return loss, (e[~sc].mean() if (~sc).any() else nan), (e[sc].mean() if sc.any() else nan)
+    return loss, (e[:f].mean() if f else nan), (e[f:].mean() if n_sc else nan)
 
 
 class ShortcutObjective:
@@ -226,6 +233,7 @@ class ShortcutObjective:
         self.cfg = cfg or ShortcutConfig()
         self.coupling = coupling
         self.ema: torch.nn.Module | None = None
+        self.target = shortcut_target  # image runs on a GPU: a torch.compile'd copy
 
     def __call__(self, model, g):
         from ..data import couple
@@ -242,7 +250,8 @@ class ShortcutObjective:
             raise ValueError("target='ema' needs an EMA copy: OptimConfig.ema > 0 and a state "
                              "built by flowviz.train.init_state")
         net = self.ema if cfg.target == "ema" else model
-        loss, l_fm, l_sc = shortcut_loss(model, x0, x1, t, D, net, cfg.template, cfg.d_min)
+        loss, l_fm, l_sc = shortcut_loss(model, x0, x1, t, D, net, cfg.template, cfg.d_min,
+                                         n_sc, self.target)
         return loss, {"L_FM": l_fm.detach(), "L_SC": l_sc.detach()}
 
 

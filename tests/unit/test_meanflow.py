@@ -151,11 +151,27 @@ def test_time_sampler_matches_order_statistics():
     assert abs(t.mean() - 1 / 3) < 0.003 and abs(r.mean() - 2 / 3) < 0.003
     cfg = mf.MeanFlowConfig(frac_neq=0.25, mu=0.4, sigma=1.0)
     t, r = mf.sample_times(n, cfg, g)
-    neq = (r > t).double().mean()
-    assert abs(neq - 0.25) < 0.005
+    # a fixed count of r != t rows, the last ones (fixed shapes, nothing read from the device)
+    assert torch.equal(r[: n - n // 4], t[: n - n // 4]) and (r[n - n // 4:] > t[n - n // 4:]).all()
+    assert mf.interval_rows(128, 0.25) == 32 and mf.interval_rows(10, 0.5) == 5
     # t = min of two logit-normals: P(t < 1/2) = 1 - Phi(mu / sigma)^2
     phi = 0.5 * (1 + math.erf(0.4 / math.sqrt(2)))
     assert abs((t < 0.5).double().mean() - (1 - phi**2)) < 0.005
+
+
+def test_loss_with_a_given_row_count_is_the_counted_loss():
+    """meanflow_loss(n_neq=k) (the objective's path: no read from the device) equals the loss
+    that counts the r > t rows itself; rows with r > t before r = t rows are refused."""
+    u = tiny()
+    x0, x1, t, r = batch(64)
+    r = torch.cat([t[:48], r[48:]])
+    counted, logs = mf.meanflow_loss(u, x0, x1, t, r, n_buckets=3)
+    given, logs2 = mf.meanflow_loss(u, x0, x1, t, r, n_buckets=3, n_neq=16)
+    assert torch.equal(counted, given)
+    assert all(torch.equal(logs[k], logs2[k]) or math.isnan(logs[k]) for k in logs)
+    assert torch.isfinite(logs["mse_fm"]) and torch.isfinite(logs["mse_mean"])
+    with pytest.raises(ValueError, match="last"):
+        mf.meanflow_loss(u, x0.flip(0), x1.flip(0), t.flip(0), r.flip(0))
 
 
 def test_loss_logs_per_time_bucket_average_to_the_batch():

@@ -93,6 +93,10 @@ def test_loss_mixes_the_parts_by_their_share_of_the_batch():
     tgt = shortcut_target(model, xt, t[6:], D[6:])
     assert not tgt.requires_grad  # stop-gradient target
     assert torch.allclose(l_sc, (model(xt, t[6:], D[6:]) - tgt).pow(2).sum(1).mean())
+    # the objective's path: the row count given (no read from the device), the same loss
+    assert torch.equal(shortcut_loss(model, x0, x1, t, D, n_sc=2)[0], loss)
+    with pytest.raises(ValueError, match="last"):  # self-consistency rows come last
+        shortcut_loss(model, x0, x1, t, D.flip(0))
 
 
 def test_exact_flow_map_is_a_fixed_point_of_the_self_consistency_loss():
