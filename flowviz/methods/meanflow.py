@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models import MLPConfig, TimeMLP, forward_ad
+from ..models import MLPConfig, TimeMLP
 from ..paths import LinearPath, _bcast
 from ..solvers import Solution, solve
 
@@ -94,8 +94,7 @@ def meanflow_target(u, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, v: to
     """u_tgt = v + (r - t) du/dt under stop-gradient (§6.2), with du/dt = [∂_x u, ∂_t u, ∂_r u] ·
     (v, 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). Returns (u_tgt, (r - t) du/dt).
     torch.compile traces it whole (torch.func.jvp included): see MeanFlowObjective.target."""
-    with forward_ad():
-        _, dudt = torch.func.jvp(u, (xt, t, r), (v, torch.ones_like(t), torch.zeros_like(r)))
+    _, dudt = torch.func.jvp(u, (xt, t, r), (v, torch.ones_like(t), torch.zeros_like(r)))
     term = _bcast(r - t, xt) * dudt
     return v + term, term
 

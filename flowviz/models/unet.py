@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -80,27 +78,10 @@ class Linear(nn.Linear):
         return F.linear(x.to(dt), self.weight.to(dt), self.bias.to(dt))
 
 
-_FORWARD_AD = False  # set by forward_ad(): read at trace time, so torch.compile guards on it
-
-
-@contextlib.contextmanager
-def forward_ad():
-    """Marks a forward-mode AD region (MeanFlow's JVP): layers switch to formulas that forward
-    AD differentiates (explicit attention instead of the fused kernels, GroupNorm as a formula).
-    Needed under torch.compile, where the wrapped tensors cannot be told apart."""
-    global _FORWARD_AD
-    before, _FORWARD_AD = _FORWARD_AD, True
-    try:
-        yield
-    finally:
-        _FORWARD_AD = before
-
-
 def _under_jvp(x: torch.Tensor) -> bool:
-    """Whether x goes through forward-mode AD: inside forward_ad(), or (eager) a torch.func
-    transform's tensor."""
-    return _FORWARD_AD or (not torch.compiler.is_compiling()
-                           and torch._C._functorch.is_functorch_wrapped_tensor(x))
+    """Whether x is a torch.func transform's tensor (MeanFlow's JVP), outside torch.compile."""
+    return not torch.compiler.is_compiling() and \
+        torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 class GroupNorm(nn.GroupNorm):
@@ -110,8 +91,7 @@ class GroupNorm(nn.GroupNorm):
 
     def forward(self, x):
         x32 = x.to(torch.promote_types(x.dtype, self.weight.dtype))
-        if torch.compiler.is_compiling():  # the formula (inductor decomposes group_norm alike),
-            # which forward AD under torch.compile also traces
+        if torch.compiler.is_compiling():  # the formula: traceable under torch.func.jvp too
             g = x32.unflatten(1, (self.num_groups, -1))
             var, mean = torch.var_mean(g, dim=tuple(range(2, g.dim())), keepdim=True,
                                        correction=0)
