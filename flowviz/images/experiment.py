@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..config import from_dict
+from ..device import cuda_graphed
 from ..methods import meanflow, shortcut
 from ..methods.distill import distill_objective, one_step
 from ..methods.fm import fm_objective, guided
@@ -209,8 +210,10 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
     if run.compile:
         mode = None if run.compile_mode == "default" else run.compile_mode
         state.model.compile(mode=mode)
-        if hasattr(objective, "target"):  # Shortcut's / MeanFlow's no-grad target: one graph
-            objective.target = torch.compile(objective.target, mode=mode)
+        if device.type == "cuda" and hasattr(objective, "target"):
+            # Shortcut's / MeanFlow's no-grad target as one CUDA graph (not torch.compile:
+            # torch 2.11's inductor cannot lower the JVP's convolutions)
+            objective.target = cuda_graphed(objective.target)
     return state
 
 

@@ -91,13 +91,6 @@ class GroupNorm(nn.GroupNorm):
 
     def forward(self, x):
         x32 = x.to(torch.promote_types(x.dtype, self.weight.dtype))
-        if torch.compiler.is_compiling():  # the formula: traceable under torch.func.jvp too
-            g = x32.unflatten(1, (self.num_groups, -1))
-            var, mean = torch.var_mean(g, dim=tuple(range(2, g.dim())), keepdim=True,
-                                       correction=0)
-            y = ((g - mean) * torch.rsqrt(var + self.eps)).flatten(1, 2)
-            shape = (1, -1, *([1] * (x.dim() - 2)))
-            return (y * self.weight.reshape(shape) + self.bias.reshape(shape)).to(x.dtype)
         if _under_jvp(x):
             x32 = x32.contiguous()
         y = F.group_norm(x32, self.num_groups, self.weight, self.bias, self.eps)

@@ -207,31 +207,47 @@ def test_gpu_bf16_channels_last_compile_step(method, mode):
                                                       strict=True))
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("method", ["shortcut", "meanflow"])
-def test_compiled_targets_trace_whole_and_match_eager(method):
-    """The targets that build_image compiles (MeanFlow's JVP, Shortcut's two half steps) are
-    captured by torch.compile as one graph (fullgraph: no break, e.g. GroupNorm under
-    torch.func.jvp) and give the eager values, on a U-Net with attention and random weights."""
+def test_cuda_graphed_targets_match_eager_and_follow_the_weights(method):
+    """The no-grad targets that build_image replays as CUDA graphs (MeanFlow's JVP, Shortcut's
+    half steps) give the eager values, on a U-Net with attention and random weights; after an
+    in-place weight update (what the optimizer does) the replay gives the new values; a new
+    batch shape captures its own graph."""
+    from flowviz.device import cuda_graphed
     from flowviz.methods.meanflow import meanflow_target
-    from flowviz.methods.shortcut import shortcut_target
+    from flowviz.methods.shortcut import HALVES, shortcut_target
 
     cfg = dataclasses.replace(RUN.model, size=8, base=8, attn=(4,), head_dim=8, n_scalars=2)
     torch.manual_seed(0)
-    net = UNetMeanVelocity(cfg) if method == "meanflow" else TimeUNet(cfg)
+    net = (UNetMeanVelocity(cfg) if method == "meanflow" else TimeUNet(cfg)).cuda()
     for p in net.parameters():
         p.data.normal_(0, 0.3)  # the zero-initialised output layers would hide every error
-    g = torch.Generator().manual_seed(1)
-    x, v = torch.randn(4, 1, 8, 8, generator=g), torch.randn(4, 1, 8, 8, generator=g)
-    t = 0.5 * torch.rand(4, generator=g)
-    if method == "meanflow":
-        f, args = meanflow_target, (net, x, t, t + 0.3, v)
-    else:
-        f, args = shortcut_target, (net, x, t, torch.tensor([0.5, 0.25, 1 / 128, 1 / 256]))
-    eager = f(*args)
-    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)(*args)
-    for a, b in zip(*(o if isinstance(o, tuple) else (o,) for o in (compiled, eager)),
-                    strict=True):
-        assert b.abs().max() > 1 and torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    fn = meanflow_target if method == "meanflow" else shortcut_target
+    graphed = cuda_graphed(fn)
+
+    def args(n):
+        g = torch.Generator("cuda").manual_seed(n)
+        x = torch.randn(n, 1, 8, 8, generator=g, device="cuda")
+        t = 0.5 * torch.rand(n, generator=g, device="cuda")
+        if method == "meanflow":
+            return net, x, t, t + 0.3, torch.randn_like(x)
+        return net, x, t, 2.0 ** -torch.randint(0, 8, (n,), generator=g, device="cuda"), \
+            HALVES, 1 / 128
+
+    def first(o):
+        return (o[0] if isinstance(o, tuple) else o).clone()
+
+    for n in (4, 4, 6):
+        a = args(n)
+        ref, out = first(fn(*a)), first(graphed(*a))
+        assert ref.abs().max() > 1 and torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+    assert len(graphed.graphs) == 2
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1.1)
+    a = args(4)
+    assert torch.allclose(first(graphed(*a)), first(fn(*a)), rtol=1e-4, atol=1e-4)
 
 
 def test_pca_codes_are_standardised_and_full_rank_pca_is_exact():
