@@ -28,12 +28,14 @@ from ..device import pick_device
 from ..train import train_steps
 from .data import ImageDataError
 from .experiment import (
+    COMPILE_MODES,
     METHODS,
     N_CLASSES,
     NFES,
     ImageRun,
     build_image,
     class_labels,
+    compile_state,
     generate,
     image_data,
     nfes,
@@ -100,6 +102,8 @@ def cmd_train(a) -> int:
             teacher = load(tp, dev)[1].sampler_model
         state = build_image(run, dev, teacher=teacher)
         out = Path(a.out)
+    if a.compile:  # for this process only: the checkpoints keep the run as configured
+        compile_state(state, dataclasses.replace(run, compile=True, compile_mode=a.compile), dev)
     print(f"{run.label} on {run.data} {run.model.dims} · {dev} · "
           f"{sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M parameters", flush=True)
     t0 = time.perf_counter()
@@ -207,6 +211,8 @@ def add_parser(sub) -> None:
     t.add_argument("--guidance", type=float, default=None,
                    help="the guidance weight w its grids use (default: the config's)")
     t.add_argument("--device", default="auto")
+    t.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES,
+                   help="torch.compile this training (mode, default 'default'); not saved")
     s = isub.add_parser("sample", help="sample grids of a checkpoint, one PNG per NFE")
     s.add_argument("checkpoint")
     s.add_argument("--nfe", type=int, nargs="+", default=list(NFES))

@@ -171,6 +171,11 @@ def test_cli_trains_saves_resumes_and_refuses_bad_input(tmp_path, capsys):
                                  "model": {"channels": 3, "size": 32}}))
     assert main(["image", "train", "--config", str(cifar), "--out", str(ck)]) == 2
     assert "No CIFAR-10 python batches" in capsys.readouterr().err
+    mf = tmp_path / "mf.json"  # --compile is checked like the config (MeanFlow: no CUDA graphs)
+    mf.write_text(json.dumps(dataclasses.asdict(dataclasses.replace(RUN, method="meanflow"))))
+    assert main(["image", "train", "--config", str(mf), "--out", str(ck), "--device", "cpu",
+                 "--compile", "reduce-overhead"]) == 2
+    assert "compile_mode 'default'" in capsys.readouterr().err
 
 
 def test_frechet_distance_matches_the_gaussian_closed_form():
@@ -195,8 +200,13 @@ def test_grid_tiles_images():
 @pytest.mark.parametrize("method", ["fm", "shortcut", "meanflow"])
 @pytest.mark.parametrize("mode", ["", "default", "reduce-overhead"])
 def test_gpu_bf16_channels_last_compile_step(method, mode):
-    """Every fixed-shape method trains on a GPU eagerly and compiled (CUDA graphs included):
-    finite losses, weights moved."""
+    """Every fixed-shape method trains on a GPU eagerly and compiled (CUDA graphs included;
+    MeanFlow: its JVP target as a CUDA graph, no graphs from torch.compile): finite losses,
+    weights moved."""
+    if method == "meanflow" and mode == "reduce-overhead":
+        with pytest.raises(ValueError, match="compile_mode 'default'"):
+            dataclasses.replace(RUN, method=method, compile=True, compile_mode=mode)
+        return
     run = dataclasses.replace(RUN, method=method, precision="bf16", channels_last=True,
                               compile=bool(mode), compile_mode=mode or "default")
     state = build_image(run, "cuda")
