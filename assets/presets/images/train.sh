@@ -5,7 +5,8 @@
 # classifier-feature Fréchet distance and confidence of every preset at every NFE. Also the
 # class-conditional FM preset (labels dropped with p 0.1: classifier-free guidance) and its
 # share of samples classified as the class they were conditioned on, at NFE 32 for w 0, 1, 2, 4.
-#   bash assets/presets/images/train.sh [runs_dir] [quality.json] [cfg_quality.json]
+#   [COMPILE=1] bash assets/presets/images/train.sh [runs_dir] [quality.json] [cfg_quality.json]
+# (COMPILE=1: torch.compile every training, as the MeanFlow preset was trained on the GPU)
 set -euo pipefail
 D=$(dirname "$0")
 R=${1:-runs/image-presets}
@@ -15,12 +16,12 @@ PY=${PYTHON:-python3}
 mkdir -p "$R"
 img() { "$PY" -m flowviz image "$@"; }
 train() { img train --config "$D/digits-$1.json" --out "$R/$1.pt" --preset "$D/digits-$1.pt" \
-                    --grids "$R/grids-$1" --chunk 2000; }
+                    --grids "$R/grids-$1" --chunk 2000 ${COMPILE:+--compile}; }
 img classifier --out "$D/digits-classifier.pt" --steps 4000 --width 48 --augment affine \
     --weight-decay 1e-4 > "$R/classifier.log" 2>&1 &
 (train fm && train reflow && train distill) > "$R/chain.log" 2>&1 &
 train shortcut > "$R/shortcut.log" 2>&1 &  # digits-shortcut.json: sc_frac 0.75, batch 512, 16k steps
-train meanflow > "$R/meanflow.log" 2>&1 &
+train meanflow > "$R/meanflow.log" 2>&1 &  # frac_neq 0.75, logit-normal (2, 2), p 0.75: the CIFAR recipe
 train fm-cfg > "$R/fm-cfg.log" 2>&1 &  # digits-fm-cfg.json: model.n_classes 10, label_drop 0.1
 wait
 img eval "$D"/digits-{fm,reflow,distill,shortcut,meanflow}.pt \
