@@ -44,10 +44,23 @@ from views.common import cached, chart, device, live_training, page_settings
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "assets" / "presets" / "images"
 BENCH = ROOT / "benchmarks" / "images_h100.json"
+GRAPHED = ROOT / "benchmarks" / "images_h200_graphs.json"  # fixed target rows, graphed targets
 ORDER = ("fm", "reflow", "distill", "shortcut", "meanflow")
 N_GRID = 16  # samples per grid (4 x 4)
 CFG_PRESET = PRESETS / "digits-fm-cfg.pt"  # class-conditional FM (label dropout 0.1)
 CFG_QUALITY = PRESETS / "cfg_quality.json"  # `image eval --guidance ...` of that preset
+
+
+def step_ratios(rows: list[dict]) -> list[dict]:
+    """Per mode of a bench_images run (the row name after the method): Shortcut's and
+    MeanFlow's ms per step over FM's in that mode ('–' where one was not run)."""
+    by: dict[str, dict] = {}
+    for r in rows:
+        if "ms" in r and r.get("method") and "batch_size" not in r:
+            by.setdefault(r["name"].split(r["method"], 1)[1].strip(), {})[r["method"]] = r["ms"]
+    return [{"mode": mode, **{f"{m} / FM": f"{v[m] / v['fm']:.2f}×" if m in v else "–"
+                              for m in ("shortcut", "meanflow")}}
+            for mode, v in by.items() if "fm" in v]
 CFG_WS = (0.0, 1.0, 2.0, 4.0)  # guidance weights shown
 CFG_NFE = 32
 CFG_PER_CLASS = 4  # samples per digit row (the same noise in every row and every w)
@@ -277,7 +290,8 @@ with tab_presets:
                 chart(quality_fig(q, "confident", "Share of samples the classifier labels "
                                   "with p ≥ 0.9", False), key="img_conf")
             st.caption("1000 samples per point, measured by `python -m flowviz image eval` on "
-                       "an H100 (`assets/presets/images/quality.json`). The features are those "
+                       "an H100, the MeanFlow rows on an H200 "
+                       "(`assets/presets/images/quality.json`). The features are those "
                        "of a small CNN trained here on the same digits (97.6 % held-out "
                        "accuracy): a Fréchet distance in its space, not FID and not comparable "
                        "with published FIDs. " + standard_fid_status())
@@ -380,6 +394,16 @@ if BENCH.is_file():
                f"{b['info'].get('peer_params', 0) / 1e6:.1f}M. 'flowviz loop' rows include the "
                "project's NaN guard, clipping and EMA; 'plain loop' is the peer's recipe. "
                "Details and misses: benchmarks/RESULTS.md.")
+if GRAPHED.is_file():
+    g = json.loads(GRAPHED.read_text())
+    st.markdown("**A step's cost against flow matching's, in the same mode and run**")
+    st.dataframe(pd.DataFrame(step_ratios(g["rows"])), hide_index=True)
+    st.caption(f"{g['info']['device']}, torch {g['info']['torch']}, batch {g['info']['batch']}: "
+               "ms per step of Shortcut and MeanFlow divided by FM's (targets ≤ 1.5× and "
+               "≤ 2.5×). Their target rows are fixed counts; compiled, Shortcut's target is "
+               "compiled with the network and MeanFlow's JVP target replayed as one CUDA "
+               "graph (it refuses torch.compile's CUDA graphs: '–'). Eager steps are "
+               "launch-bound and move with the host's load (benchmarks/RESULTS.md).")
 if torch.cuda.is_available():
     st.caption(f"This machine's GPU: peak memory so far "
                f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB.")
