@@ -177,7 +177,12 @@ def test_each_bad_upload_is_refused_with_a_clear_message(tmp_path, capsys):
     assert "code ran" not in capsys.readouterr().out  # nothing was unpickled as code
 
 
-def test_oversized_checkpoint_upload_is_refused(monkeypatch):
+def test_oversized_checkpoint_upload_is_refused_but_a_local_file_loads(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoint, "MAX_BYTES", 1024)
     with pytest.raises(checkpoint.CheckpointError, match="limit is"):
         checkpoint.load_upload("big.pt", b"\0" * 4096, fv.FMRun)
+    run = RUNS["fm"]  # a checkpoint larger than the upload limit, on disk: the CLI resumes it
+    path = checkpoint.save(tmp_path / "big.pt", train_all(run), run)
+    assert path.stat().st_size > 1024 and checkpoint.load(path)[0] == run
+    with pytest.raises(checkpoint.CheckpointError, match="limit is"):
+        checkpoint.read(path, max_bytes=1024)
