@@ -57,7 +57,9 @@ def step_ratios(rows: list[dict]) -> list[dict]:
     by: dict[str, dict] = {}
     for r in rows:
         if "ms" in r and r.get("method") and "batch_size" not in r:
-            by.setdefault(r["name"].split(r["method"], 1)[1].strip(), {})[r["method"]] = r["ms"]
+            mode = r["name"].split(r["method"], 1)[1].strip()
+            mode += "" if "compile" in mode else " eager"
+            by.setdefault(mode, {})[r["method"]] = r["ms"]
     return [{"mode": mode, **{f"{m} / FM": f"{v[m] / v['fm']:.2f}×" if m in v else "–"
                               for m in ("shortcut", "meanflow")}}
             for mode, v in by.items() if "fm" in v]

@@ -92,8 +92,7 @@ def sample_times(n: int, cfg: MeanFlowConfig, generator=None, frac_neq: float | 
 @torch.no_grad()
 def meanflow_target(u, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, v: torch.Tensor):
     """u_tgt = v + (r - t) du/dt under stop-gradient (§6.2), with du/dt = [∂_x u, ∂_t u, ∂_r u] ·
-    (v, 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). Returns (u_tgt, (r - t) du/dt).
-    torch.compile traces it whole (torch.func.jvp included): see MeanFlowObjective.target."""
+    (v, 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). Returns (u_tgt, (r - t) du/dt)."""
     _, dudt = torch.func.jvp(u, (xt, t, r), (v, torch.ones_like(t), torch.zeros_like(r)))
     term = _bcast(r - t, xt) * dudt
     return v + term, term
@@ -105,7 +104,7 @@ def meanflow_loss(u, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, r: tor
     """The MeanFlow loss on one batch and its parts.
 
     The last ``n_neq`` rows have r > t and regress on the identity's target (``target``: the
-    JVP, :func:`meanflow_target` or a compiled copy); the rows before them have r = t and
+    JVP: :func:`meanflow_target`, or its CUDA-graphed copy); the rows before them have r = t and
     regress on v (flow matching: no JVP is spent on them; for r = t its term is 0 anyway).
     ``n_neq=None`` counts the rows with r > t (one read from the device) and checks they come
     last. Per row, Δ = u_θ - sg(u_tgt) and the loss is sg(w) ||Δ||², w = 1 / (||Δ||² + c)^p
@@ -148,8 +147,8 @@ class MeanFlowObjective:
     """An objective for flowviz.train: coupled pairs, (t, r) from :func:`sample_times`, the
     MeanFlow loss; logs its parts. Warm start: the first ``cfg.fm_warmup`` calls use r = t only,
     i.e. train the same network as a plain flow-matching model v(x, t) = u(x, t, t).
-    ``target`` computes the JVP target; image runs on a GPU set it to a torch.compile'd
-    :func:`meanflow_target` (the eager JVP is ~700 small kernel launches)."""
+    ``target`` computes the JVP target; compiled image runs on a GPU replay
+    :func:`meanflow_target` as one CUDA graph (flowviz.images.experiment.compile_state)."""
 
     def __init__(self, sample_x0, sample_x1, batch: int, cfg: MeanFlowConfig | None = None,
                  coupling: str = "independent", path=LinearPath()):
