@@ -5,6 +5,7 @@ GPU scaling figures are in benchmarks/RESULTS.md (device machine)."""
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +28,18 @@ def test_two_ranks_keep_equal_weights_and_rank0_saves_a_loadable_checkpoint(tmp_
     run = dataclasses.replace(RUN, method=method)
     cfg.write_text(run.to_json())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "flowviz.images.ddp", "--config", str(cfg), "--steps", "3", "--warm", "1",
          "--synthetic", "--out", str(tmp_path / "ck.pt"), "--json", str(tmp_path / "r.json")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stderr[-2000:]
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks: no stray workers
+        raise
+    assert proc.returncode == 0, err[-2000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["world"] == 2 and res["status"] == "running" and res["steps"] == 3
     assert res["max_weight_spread"] == 0.0  # DDP kept the two ranks' weights identical
