@@ -48,6 +48,16 @@ def fm_loss(model, x0: torch.Tensor, x1: torch.Tensor, t=None, path=LinearPath()
     return (loss or squared_error)(model(xt, t, **cond) - target).mean()
 
 
+def trailing_rows(mask: torch.Tensor, what: str) -> int:
+    """How many rows of a batch are flagged in ``mask`` (B,), checking they are its last ones
+    (Shortcut's self-consistency rows, MeanFlow's r > t rows). One read from the device: the
+    objectives pass their fixed counts instead."""
+    n = int(mask.sum())
+    if mask[:len(mask) - n].any():
+        raise ValueError(f"the rows with {what} must be the last ones")
+    return n
+
+
 def drop_labels(c: torch.Tensor, n_classes: int, p_uncond: float, generator=None) -> torch.Tensor:
     """Classifier-free guidance's label dropout: each label of c (B,) becomes the "no
     condition" token ``n_classes`` with probability ``p_uncond`` (drawn on the generator's

@@ -27,6 +27,7 @@ from torch import nn
 from ..models import MLPConfig, TimeMLP
 from ..paths import LinearPath, _bcast
 from ..solvers import Solution, solve
+from .fm import trailing_rows
 
 TIME_SAMPLERS = ("uniform", "logit_normal")
 
@@ -114,9 +115,7 @@ def meanflow_loss(u, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, r: tor
     per bucket of t, NaN for an empty bucket). Nothing here waits for the device."""
     b = len(t)
     if n_neq is None:
-        n_neq = int((r > t).sum())
-        if not torch.equal(r[:b - n_neq], t[:b - n_neq]):
-            raise ValueError("meanflow_loss: the rows with r > t must be the last ones")
+        n_neq = trailing_rows(r > t, "r > t")
     s = b - n_neq
     xt, v = path.interpolate(x0, x1, t), path.velocity(x0, x1, t)
     nan = x0.new_tensor(float("nan"))

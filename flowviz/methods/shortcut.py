@@ -27,7 +27,7 @@ import torch
 
 from ..paths import LinearPath
 from ..solvers import Solution, solve
-from .fm import fm_loss
+from .fm import fm_loss, trailing_rows
 
 D_GRIDS = ("pow2", "steps")
 TARGETS = ("ema", "stopgrad")
@@ -200,9 +200,7 @@ def shortcut_loss(model, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, D:
     batch is one fm_loss call, one forward pass of the network."""
     b = len(D)
     if n_sc is None:
-        n_sc = int((D > 0).sum())
-        if D[:b - n_sc].any():
-            raise ValueError("shortcut_loss: the rows with D > 0 must be the last ones")
+        n_sc = trailing_rows(D > 0, "D > 0")
     f = b - n_sc
     if n_sc:
         tb = t[f:].reshape(-1, *([1] * (x0.dim() - 1)))
@@ -233,7 +231,7 @@ class ShortcutObjective:
         self.cfg = cfg or ShortcutConfig()
         self.coupling = coupling
         self.ema: torch.nn.Module | None = None
-        self.target = shortcut_target  # image runs on a GPU: a torch.compile'd copy
+        self.target = shortcut_target  # compiled image runs: a torch.compile'd copy
 
     def __call__(self, model, g):
         from ..data import couple

@@ -220,8 +220,9 @@ def test_gpu_bf16_channels_last_compile_step(method, mode):
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["shortcut", "meanflow"])
 def test_cuda_graphed_targets_match_eager_and_follow_the_weights(method):
-    """The no-grad targets that build_image replays as CUDA graphs (MeanFlow's JVP, Shortcut's
-    half steps) give the eager values, on a U-Net with attention and random weights; after an
+    """cuda_graphed replays of the no-grad targets (MeanFlow's JVP, which compiled runs graph;
+    Shortcut's half steps) give the eager values, on a U-Net with attention and random weights;
+    after an
     in-place weight update (what the optimizer does) the replay gives the new values; a new
     batch shape captures its own graph."""
     from flowviz.device import cuda_graphed
