@@ -6,7 +6,8 @@ Rows: images/s of a flow-matching step through the project's own loop (flowviz.t
 NaN guard, clipping and EMA) in fp32 eager, bf16 + channels_last, and + torch.compile (default,
 and "reduce-overhead": CUDA graphs);
 both networks under the same plain fp32 loop (the peer's recipe: loss, backward, Adam); the
-MeanFlow and Shortcut steps against FM (same network, precision, batch); peak memory.
+MeanFlow and Shortcut steps against FM (same network, precision, batch), MeanFlow also with its
+JVP target launched kernel by kernel instead of replayed as a CUDA graph; peak memory.
 
 Data: random CIFAR-shaped images (throughput does not depend on the pixels). Run:
     python benchmarks/bench_images.py [--quick] [--out results.json] [--skip-compile]
@@ -177,14 +178,19 @@ def main(argv=None) -> int:
     variants = [("fm", "fp32", False, ""), ("fm", "bf16", True, ""),
                 ("shortcut", "fp32", False, ""), ("shortcut", "bf16", True, ""),
                 ("meanflow", "fp32", False, ""), ("meanflow", "bf16", True, "")]
+    # MeanFlow with its JVP target launched kernel by kernel (graph_target False): the cost the
+    # CUDA graph saves
+    variants += [("meanflow", "fp32", False, "ungraphed"), ("meanflow", "bf16", True, "ungraphed")]
     if not a.skip_compile:  # "reduce-overhead": torch.compile with CUDA graphs (fixed shapes)
         variants += [(m, "bf16", True, mode) for m, mode in a.compiled]
     for method, prec, cl, mode in variants:
-        comp = bool(mode)
+        comp = mode not in ("", "ungraphed")
         run = dataclasses.replace(base, method=method, precision=prec, channels_last=cl,
-                                  compile=comp, compile_mode=mode or "default")
+                                  compile=comp, compile_mode=mode if comp else "default",
+                                  graph_target=mode != "ungraphed")
         name = f"flowviz loop {method} {prec}{' channels_last' if cl else ''}" \
-               f"{f' compile {mode}' if comp else ''}"
+               f"{f' compile {mode}' if comp else ''}" \
+               f"{' JVP target ungraphed' if mode == 'ungraphed' else ''}"
         try:
             state, step = project_loop(run, dev, images)
         except Exception as e:  # noqa: BLE001

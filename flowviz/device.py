@@ -46,7 +46,7 @@ class cuda_graphed:
     """``fn(*args)`` replayed as a CUDA graph, one graph per shape of its tensor arguments (other
     arguments are part of the key: modules by identity, the rest by value). For no-grad work of
     fixed shapes whose cost is launching many small kernels, such as MeanFlow's JVP target (~700
-    launches eagerly; flowviz.images.experiment.compile_state). Weights that fn reads must change
+    launches eagerly; flowviz.images.experiment.build_image). Weights that fn reads must change
     in place (the optimizer, the EMA and load_state_dict do). Captured eagerly, also through a
     torch.compile'd module (stance "force_eager"). The returned tensors are the graph's own
     buffers: valid until the next call."""

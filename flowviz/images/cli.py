@@ -103,7 +103,7 @@ def cmd_train(a) -> int:
         state = build_image(run, dev, teacher=teacher)
         out = Path(a.out)
     if a.compile:  # for this process only: the checkpoints keep the run as configured
-        compile_state(state, dataclasses.replace(run, compile=True, compile_mode=a.compile), dev)
+        compile_state(state, dataclasses.replace(run, compile=True, compile_mode=a.compile))
     print(f"{run.label} on {run.data} {run.model.dims} · {dev} · "
           f"{sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M parameters", flush=True)
     t0 = time.perf_counter()

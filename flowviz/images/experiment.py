@@ -69,6 +69,9 @@ class ImageRun:
     # as graphs, no per-kernel launch cost; needs fixed shapes: FM and Shortcut, not MeanFlow,
     # whose JVP target is a CUDA graph of its own), "max-autotune"...
     compile_mode: str = "default"
+    # on a GPU, MeanFlow's no-grad JVP target (~700 small kernels) is replayed as one CUDA graph
+    # (flowviz.device.cuda_graphed), compiled or not; False: launched eagerly
+    graph_target: bool = True
     # class-conditional FM (model.n_classes > 0): label dropout p of classifier-free guidance,
     # and the guidance weight w that sampling uses by default
     label_drop: float = 0.1
@@ -211,23 +214,22 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
     for m in (state.model, state.ema):
         if m is not None:
             set_precision(m, torch.bfloat16 if run.precision == "bf16" else None)
+    if run.method == "meanflow" and run.graph_target and device.type == "cuda":
+        state.objective.target = cuda_graphed(state.objective.target)
     if run.compile:
-        compile_state(state, run, device)
+        compile_state(state, run)
     return state
 
 
-def compile_state(state: TrainState, run: ImageRun, device) -> None:
+def compile_state(state: TrainState, run: ImageRun) -> None:
     """torch.compile the network in place (checkpoints keep plain parameter names) with
-    run.compile_mode; Shortcut's no-grad target is compiled alike, MeanFlow's JVP target on a
-    GPU replayed as one CUDA graph (torch 2.11's inductor cannot lower the JVP's convolutions,
-    and eagerly it is ~700 small launches)."""
+    run.compile_mode; Shortcut's no-grad target is compiled alike. MeanFlow's JVP target is
+    not (torch 2.11's inductor cannot lower the JVP's convolutions): build_image replays it as
+    a CUDA graph on a GPU, captured eagerly through the compiled network."""
     mode = None if run.compile_mode == "default" else run.compile_mode
     state.model.compile(mode=mode)
-    objective = state.objective
     if run.method == "shortcut":
-        objective.target = torch.compile(objective.target, mode=mode)
-    elif run.method == "meanflow" and torch.device(device).type == "cuda":
-        objective.target = cuda_graphed(objective.target)
+        state.objective.target = torch.compile(state.objective.target, mode=mode)
 
 
 @torch.no_grad()

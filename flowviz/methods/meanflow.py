@@ -146,8 +146,8 @@ class MeanFlowObjective:
     """An objective for flowviz.train: coupled pairs, (t, r) from :func:`sample_times`, the
     MeanFlow loss; logs its parts. Warm start: the first ``cfg.fm_warmup`` calls use r = t only,
     i.e. train the same network as a plain flow-matching model v(x, t) = u(x, t, t).
-    ``target`` computes the JVP target; compiled image runs on a GPU replay
-    :func:`meanflow_target` as one CUDA graph (flowviz.images.experiment.compile_state)."""
+    ``target`` computes the JVP target; image runs on a GPU replay
+    :func:`meanflow_target` as one CUDA graph (flowviz.images.experiment.build_image)."""
 
     def __init__(self, sample_x0, sample_x1, batch: int, cfg: MeanFlowConfig | None = None,
                  coupling: str = "independent", path=LinearPath()):

@@ -217,10 +217,35 @@ def test_gpu_bf16_channels_last_compile_step(method, mode):
                                                       strict=True))
 
 
+def test_meanflow_target_is_graphed_only_on_a_gpu():
+    """On a CPU the JVP target is the plain function, whatever graph_target says."""
+    from flowviz.methods.meanflow import meanflow_target
+
+    run = dataclasses.replace(RUN, method="meanflow")
+    assert build_image(run, "cpu").objective.target is meanflow_target
+
+
+@pytest.mark.gpu
+def test_gpu_meanflow_graphed_target_trains_as_the_eager_one():
+    """An eager MeanFlow run on a GPU replays its JVP target as a CUDA graph (graph_target, the
+    default); its losses over a few steps equal those of the same run with the target launched
+    eagerly (same seeds: same batches)."""
+    from flowviz.device import cuda_graphed
+
+    losses = []
+    for graph in (True, False):
+        run = dataclasses.replace(RUN, method="meanflow", graph_target=graph)
+        state = build_image(run, "cuda")
+        assert isinstance(state.objective.target, cuda_graphed) == graph
+        train_steps(state, 4, log_every=1)
+        losses.append(torch.tensor([h["loss"] for h in state.history]))
+    assert losses[0].isfinite().all() and torch.allclose(*losses, rtol=1e-3, atol=1e-5)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["shortcut", "meanflow"])
 def test_cuda_graphed_targets_match_eager_and_follow_the_weights(method):
-    """cuda_graphed replays of the no-grad targets (MeanFlow's JVP, which compiled runs graph;
+    """cuda_graphed replays of the no-grad targets (MeanFlow's JVP, which GPU runs graph;
     Shortcut's half steps) give the eager values, on a U-Net with attention and random weights;
     after an
     in-place weight update (what the optimizer does) the replay gives the new values; a new
