@@ -3,7 +3,8 @@
 Files are plain dicts of tensors, numbers, strings and lists, written with torch.save and read
 with ``torch.load(weights_only=True)``: nothing in a checkpoint is ever unpickled as code. One
 format serves every run kind of flowviz.experiment: a run is a sequence of phases
-(``experiment.phases``), each a TrainState (weights) or a reflow PairPhase (the solved pairs).
+(``experiment.phases``), each a TrainState (weights) or a reflow PairPhase (the solved pairs);
+a latent run (flowviz.images.latent) is its fitted Encoder, then the flow on its codes.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import torch
 from .config import ConfigError
 from .experiment import FMRun, MeanFlowRun, ReflowRun, ShortcutRun, phases
 from .images.experiment import ImageRun, build_image
+from .images.latent import Encoder, LatentRun, empty_encoder, flow_on_codes
 from .methods.instaflow import InstaFlowRun
 from .methods.reflow import PairGeneration, PairPhase
 from .train import TrainState
 
 FORMAT = "flowviz-checkpoint/2"
 KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow": ReflowRun,
-         "image": ImageRun, "instaflow": InstaFlowRun}
+         "image": ImageRun, "instaflow": InstaFlowRun, "latent": LatentRun}
 MAX_BYTES = 50 * 2**20  # an upload larger than this is refused before it is read
 MAX_JSON_BYTES = 64 * 2**10
 
@@ -53,6 +55,10 @@ def _gen_dict(g: PairGeneration) -> dict:
             "chunk_nfe": list(g.chunk_nfe)}
 
 
+def _encoder_dict(e: Encoder) -> dict:
+    return {"weights": e.net.state_dict(), "seconds": e.seconds, "machine": e.machine}
+
+
 def _pairs_dict(p: PairPhase | PairGeneration) -> dict:
     if isinstance(p, PairGeneration):  # one solve job (e.g. InstaFlow's triples)
         return {"forward": _gen_dict(p), "backward": None}
@@ -69,7 +75,7 @@ def save(path: str | Path, state, run, resumable: bool = True) -> Path:
     out = {}
     for name, s in done.items():
         out[name] = _pairs_dict(s) if isinstance(s, PairPhase | PairGeneration) else \
-            _train_dict(s, resumable)
+            _encoder_dict(s) if isinstance(s, Encoder) else _train_dict(s, resumable)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": FORMAT, "kind": kind_of(run), "config": dataclasses.asdict(run),
@@ -147,6 +153,9 @@ def load_all(path_or_file, device="cpu", kind: str | None = None,
 def _phases(run, device, uploaded):
     if isinstance(run, ImageRun):  # one phase; a ReFlow/distill teacher is its own file
         return {"run": lambda done: build_image(run, device)}
+    if isinstance(run, LatentRun):  # the encoder, then the flow on its codes of the digits
+        return {"encoder": lambda done: empty_encoder(run, device),
+                "run": lambda done: flow_on_codes(run, done["encoder"], device)}
     return phases(run, device, uploaded)
 
 
@@ -161,6 +170,10 @@ def _nonfinite(obj, where: str = "") -> str | None:
 
 
 def _restore(s, d: dict, device):
+    if isinstance(s, Encoder):
+        s.net.load_state_dict(d["weights"])
+        s.seconds, s.machine = float(d["seconds"]), str(d["machine"])
+        return s
     if isinstance(s, PairPhase | PairGeneration):
         jobs = (s.forward, s.backward) if isinstance(s, PairPhase) else (s, None)
         for g, name in zip(jobs, ("forward", "backward"), strict=True):
@@ -197,6 +210,14 @@ def load(path_or_file, device="cpu", kind: str | None = None,
 def load_fm(path_or_file, device="cpu") -> tuple[FMRun, TrainState]:
     """Rebuild a resumable 1-RF training state from a checkpoint written by ``save``."""
     return load(path_or_file, device, "fm")
+
+
+def load_latent(path_or_file, device="cpu") -> tuple[LatentRun, Encoder, TrainState]:
+    """(run, its encoder, the flow on its codes) of a latent checkpoint."""
+    run, done = load_all(path_or_file, device, "latent")
+    if "run" not in done:
+        raise CheckpointError("The checkpoint holds an encoder but no trained flow.")
+    return run, done["encoder"], done["run"]
 
 
 def load_upload(name: str, raw: bytes, cls, device="cpu", uploaded: torch.Tensor | None = None):

@@ -4,50 +4,62 @@ recipe of Stable Diffusion / InstaFlow, article §4, at toy scale).
 Two encoders: PCA (instant, linear, by SVD) and a small convolutional autoencoder the project
 trains. Codes are standardised per dimension so that the flows' N(0, I) source matches their
 scale. The flows are the 2-D pages' TimeMLP with ``dim`` = the code size, trained by the same
-objectives (flowviz.methods).
+objectives (flowviz.methods) and sampled by the image runs' ``generate``. A checkpoint
+(flowviz.checkpoint, kind "latent") holds the encoder (an ``Encoder`` phase) and the flow, so
+its samples decode after loading; ``python -m flowviz image latent`` trains one headless.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import from_dict
+from ..device import describe
 from ..methods.fm import fm_objective
 from ..methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
 from ..methods.shortcut import ShortcutConfig, ShortcutObjective
 from ..models import MLPConfig, TimeMLP
 from ..train import OptimConfig, TrainState, init_state
-from .data import normal_sampler, tensor_sampler
+from .data import digits, normal_sampler, tensor_sampler
+from .experiment import generate
 
 ENCODERS = ("pca", "ae")
 LATENT_METHODS = ("fm", "shortcut", "meanflow")
 
 
 class PCA(nn.Module):
-    """z = ((x - mean) V_k^T) / s, x = z s V_k + mean; s: each component's standard deviation."""
+    """z = ((x - mean) V_k^T) / s, x = z s V_k + mean; s: each component's standard deviation.
+    ``PCA(x, k)`` fits images x (N, C, H, W) by SVD; ``PCA((C, H, W), k)`` holds zeros to load
+    a checkpoint into. ``explained``: the share of the variance the k components keep."""
 
-    def __init__(self, x: torch.Tensor, k: int):
+    def __init__(self, x: torch.Tensor | tuple, k: int):
         super().__init__()
-        flat = x.flatten(1).double()
-        mean = flat.mean(0)
-        _, sv, vt = torch.linalg.svd(flat - mean, full_matrices=False)
-        self.shape = tuple(x.shape[1:])
-        self.register_buffer("mean", mean.float())
-        self.register_buffer("v", vt[:k].float())
-        self.register_buffer("s", (sv[:k] / (len(x) - 1) ** 0.5).float())
-        self.explained = float((sv[:k] ** 2).sum() / (sv**2).sum())  # variance kept
+        self.shape = tuple(x.shape[1:]) if torch.is_tensor(x) else tuple(x)
+        d = math.prod(self.shape)
+        for name, size in (("mean", (d,)), ("v", (k, d)), ("s", (k,)), ("explained", ())):
+            self.register_buffer(name, torch.zeros(size))
+        if torch.is_tensor(x):
+            flat = x.flatten(1).double()
+            mean = flat.mean(0)
+            _, sv, vt = torch.linalg.svd(flat - mean, full_matrices=False)
+            self.mean.copy_(mean)
+            self.v.copy_(vt[:k])
+            self.s.copy_(sv[:k] / (len(x) - 1) ** 0.5)
+            self.explained.copy_((sv[:k] ** 2).sum() / (sv**2).sum())
 
     def encode(self, x):
         return ((x.flatten(1) - self.mean) @ self.v.T) / self.s
 
     def decode(self, z):
         return ((z * self.s) @ self.v + self.mean).reshape(-1, *self.shape)
-
-
 class ConvAE(nn.Module):
     """conv s2 (16) -> conv s2 (32) -> linear k | linear -> convT s2 (16) -> convT s2 -> tanh."""
 
@@ -93,13 +105,31 @@ def train_autoencoder(x: torch.Tensor, k: int = 16, steps: int = 600, batch: int
     return ae.eval(), mse
 
 
+@dataclass
+class Encoder:
+    """A fitted encoder ``net`` (PCA or ConvAE) with the seconds fitting took and the machine
+    it ran on (flowviz.device.describe): a latent checkpoint's first phase."""
+
+    net: nn.Module
+    seconds: float = 0.0
+    machine: str = ""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net.decode(z)
+
+
 @dataclass(frozen=True)
 class LatentRun:
     encoder: str = "pca"  # an ENCODERS name
     k: int = 16  # code size
     ae_steps: int = 600
+    size: int = 16  # the digits' side (8 upsampled)
     method: str = "fm"  # a LATENT_METHODS name
     batch: int = 256
+    # the flow's network; dim, n_scalars (and MeanFlow's emb_scale 20) are set by build_latent
     model: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=256, depth=3))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1500, lr=2e-3))
     shortcut: ShortcutConfig = field(default_factory=lambda: ShortcutConfig(target="stopgrad"))
@@ -109,15 +139,53 @@ class LatentRun:
     def __post_init__(self):
         if self.encoder not in ENCODERS or self.method not in LATENT_METHODS:
             raise ValueError(f"encoder in {ENCODERS}, method in {LATENT_METHODS}")
+        if not (1 <= self.k <= 256 and self.size % 4 == 0 and 4 <= self.size <= 64):
+            raise ValueError("need 1 <= k <= 256 and a size in 4..64 divisible by 4")
+        if self.encoder == "pca" and self.k > self.size**2:
+            raise ValueError(f"PCA keeps at most size² = {self.size**2} components")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LatentRun:
+        return from_dict(cls, d)
 
 
-def fit_encoder(run: LatentRun, x: torch.Tensor):
-    """(encoder with encode/decode, a number describing its fit: PCA's explained variance or
-    the autoencoder's reconstruction MSE)."""
+def encoder_settings(run: LatentRun) -> dict:
+    """What the fitted encoder depends on: runs with equal settings can share one encoder."""
+    d = {"encoder": run.encoder, "k": run.k, "size": run.size}
+    return d if run.encoder == "pca" else {**d, "ae_steps": run.ae_steps, "seed": run.optim.seed}
+
+
+def latent_images(run: LatentRun, device="cpu") -> torch.Tensor:
+    """The digits (N, 1, size, size) in [-1, 1] that the encoder and the flow are fitted to."""
+    return digits(run.size)[0].to(device)
+
+
+def fit_encoder(run: LatentRun, x: torch.Tensor) -> tuple[Encoder, float]:
+    """(the encoder fitted to x, a number describing its fit: PCA's explained variance or the
+    autoencoder's reconstruction MSE)."""
+    t0 = time.perf_counter()
     if run.encoder == "pca":
-        pca = PCA(x, run.k)
-        return pca, pca.explained
-    return train_autoencoder(x, run.k, run.ae_steps)
+        net = PCA(x, run.k)
+        fit = float(net.explained)
+    else:
+        net, fit = train_autoencoder(x, run.k, run.ae_steps, seed=run.optim.seed)
+    return Encoder(net, time.perf_counter() - t0, describe(x.device)), fit
+
+
+def empty_encoder(run: LatentRun, device="cpu") -> Encoder:
+    """The run's encoder with zero / random weights, to load a checkpoint into."""
+    net = PCA((1, run.size, run.size), run.k) if run.encoder == "pca" else \
+        ConvAE(1, run.size, run.k)
+    return Encoder(net.to(device).eval())
+
+
+def reconstruction_mse(enc: Encoder, x: torch.Tensor) -> float:
+    """Mean squared error of D(E(x)) against x (pixels in [-1, 1])."""
+    with torch.no_grad():
+        return float(F.mse_loss(enc.decode(enc.encode(x)), x))
 
 
 def build_latent(run: LatentRun, z: torch.Tensor) -> TrainState:
@@ -135,3 +203,22 @@ def build_latent(run: LatentRun, z: torch.Tensor) -> TrainState:
                  "meanflow": lambda: MeanFlowObjective(x0, x1, run.batch, run.meanflow),
                  }[run.method]()
     return init_state(model.to(z.device), objective, run.optim)
+
+
+def flow_on_codes(run: LatentRun, enc: Encoder, device="cpu") -> TrainState:
+    """A fresh flow for ``run`` on ``enc``'s codes of the run's digits."""
+    with torch.no_grad():
+        return build_latent(run, enc.encode(latent_images(run, device)))
+
+
+def latent_noise(run: LatentRun, n: int, seed: int = 0, device="cpu") -> torch.Tensor:
+    """The same z0 (n, k) for every method and NFE of a comparison."""
+    return normal_sampler((run.k,))(n, torch.Generator().manual_seed(seed))[0].to(device)
+
+
+@torch.no_grad()
+def decoded(run: LatentRun, enc: Encoder, flow: nn.Module, z0: torch.Tensor,
+            nfe: int) -> torch.Tensor:
+    """Images D(z1) of the codes z1 that the flow reaches from z0 with exactly ``nfe`` network
+    calls (flowviz.images.experiment.generate: Euler, shortcut steps or MeanFlow jumps)."""
+    return enc.decode(generate(run, flow, z0, nfe))
