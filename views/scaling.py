@@ -30,13 +30,20 @@ from flowviz.images.experiment import (
     generate,
     noise,
 )
-from flowviz.images.frechet import METRIC, standard_fid_status
+from flowviz.images.fid import fid_available
+from flowviz.images.frechet import METRIC
 from flowviz.images.grid import to_grid
-from flowviz.images.latent import ENCODERS, LATENT_METHODS, LatentRun, build_latent, fit_encoder
-from flowviz.methods.meanflow import sample as mf_sample
-from flowviz.methods.shortcut import sample as sc_sample
+from flowviz.images.latent import (
+    ENCODERS,
+    LATENT_METHODS,
+    LatentRun,
+    build_latent,
+    decoded,
+    fit_encoder,
+    latent_noise,
+    reconstruction_mse,
+)
 from flowviz.models import DIGITS_UNET, n_params
-from flowviz.solvers import solve
 from flowviz.train import OptimConfig
 from flowviz.viz.style import base
 from views.common import cached, chart, device, live_training, page_settings
@@ -44,25 +51,41 @@ from views.common import cached, chart, device, live_training, page_settings
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "assets" / "presets" / "images"
 BENCH = ROOT / "benchmarks" / "images_h100.json"
-GRAPHED = ROOT / "benchmarks" / "images_h200_graphs.json"  # fixed target rows, graphed targets
+GRAPHED = ROOT / "benchmarks" / "images_h200_graphed_eager.json"  # MeanFlow's JVP target graphed
 ORDER = ("fm", "reflow", "distill", "shortcut", "meanflow")
 N_GRID = 16  # samples per grid (4 x 4)
 CFG_PRESET = PRESETS / "digits-fm-cfg.pt"  # class-conditional FM (label dropout 0.1)
 CFG_QUALITY = PRESETS / "cfg_quality.json"  # `image eval --guidance ...` of that preset
 
 
+def fid_status() -> str:
+    """Whether standard FID (flowviz.images.fid) can run on this machine, in words."""
+    ok, why = fid_available()
+    return ("Standard FID can run here: `python -m flowviz image eval <checkpoint> "
+            "--classifier <classifier> --fid`." if ok else why)
+
+
 def step_ratios(rows: list[dict]) -> list[dict]:
     """Per mode of a bench_images run (the row name after the method): Shortcut's and
-    MeanFlow's ms per step over FM's in that mode ('–' where one was not run)."""
+    MeanFlow's ms per step over FM's in that mode ('–' where one was not run); MeanFlow also
+    with its JVP target launched kernel by kernel (rows named '... JVP target ungraphed')."""
+    cols = {"shortcut": "Shortcut / FM", "meanflow": "MeanFlow / FM",
+            "meanflow ungraphed": "MeanFlow, JVP target ungraphed / FM"}
     by: dict[str, dict] = {}
     for r in rows:
         if "ms" in r and r.get("method") and "batch_size" not in r:
-            mode = r["name"].split(r["method"], 1)[1].strip()
+            name, method = r["name"], r["method"]
+            if name.endswith(UNGRAPHED):
+                name, method = name.removesuffix(UNGRAPHED), method + " ungraphed"
+            mode = name.split(r["method"], 1)[1].strip()
             mode += "" if "compile" in mode else " eager"
-            by.setdefault(mode, {})[r["method"]] = r["ms"]
-    return [{"mode": mode, **{f"{m} / FM": f"{v[m] / v['fm']:.2f}×" if m in v else "–"
-                              for m in ("shortcut", "meanflow")}}
+            by.setdefault(mode, {})[method] = r["ms"]
+    return [{"mode": mode, **{c: f"{v[m] / v['fm']:.2f}×" if m in v else "–"
+                              for m, c in cols.items()}}
             for mode, v in by.items() if "fm" in v]
+
+
+UNGRAPHED = " JVP target ungraphed"  # benchmarks/bench_images.py's row suffix
 CFG_WS = (0.0, 1.0, 2.0, 4.0)  # guidance weights shown
 CFG_NFE = 32
 CFG_PER_CLASS = 4  # samples per digit row (the same noise in every row and every w)
@@ -296,7 +319,7 @@ with tab_presets:
                        "(`assets/presets/images/quality.json`). The features are those "
                        "of a small CNN trained here on the same digits (97.6 % held-out "
                        "accuracy): a Fréchet distance in its space, not FID and not comparable "
-                       "with published FIDs. " + standard_fid_status())
+                       "with published FIDs. " + fid_status())
         guidance_section(cfg.seed)
 
 with tab_live:
@@ -348,39 +371,175 @@ def encoder(kind: str, k: int):
     return e, fit, e.encode(x).detach()
 
 
+LATENT_NFES = (1, 4, 16, 64)
+LATENT_QUALITY = PRESETS / "latent-quality.json"  # `image latent-eval` of the latent presets
+
+
+def latent_path(method: str) -> Path:
+    return PRESETS / f"latent-ae-{method}.pt"
+
+
+@st.cache_resource(show_spinner="Loading the latent presets…")
+def latent_presets(stamp: str = "") -> dict:
+    """method -> (run, encoder, flow state) of each latent preset found (``stamp``: their
+    digests). A broken file raises CheckpointError."""
+    return {m: checkpoint.load_latent(latent_path(m)) for m in LATENT_METHODS
+            if latent_path(m).is_file()}
+
+
+def latent_grids(run, enc, flow, z0) -> dict:
+    """NFE -> uint8 grid of the decoded samples from z0, and "seconds" all of them took."""
+    t0 = time.perf_counter()
+    out = {k: to_grid(decoded(run, enc, flow, z0, k), 4) for k in LATENT_NFES}
+    return {**out, "seconds": time.perf_counter() - t0}
+
+
+@st.cache_data(show_spinner=False)
+def preset_latent_grids(method: str, seed: int, stamp: str) -> dict:
+    run, enc, state = latent_presets(stamp)[method]
+    return latent_grids(run, enc, state.sampler_model, latent_noise(run, N_GRID, seed))
+
+
+@st.cache_data(show_spinner=False)
+def latent_quality(stamp: str) -> pd.DataFrame:
+    return pd.DataFrame(json.loads(LATENT_QUALITY.read_text())) if stamp else pd.DataFrame()
+
+
+def measured(r) -> str:
+    """One latent-quality.json row in words: FD, share confident, classes if fewer than 10."""
+    few = f", {r.n_classes} classes only" if r.n_classes < 10 else ""
+    return f"FD {r.fd:.1f} · {r.confident:.0%} confident{few}"
+
+
+def latent_header(first: str) -> None:
+    cols = st.columns([1.3] + [1] * len(LATENT_NFES))
+    cols[0].markdown(first)
+    for c, k in zip(cols[1:], LATENT_NFES, strict=True):
+        c.markdown(f"**NFE {k}**, decoded")
+
+
+def latent_row(label: str, g: dict, q: pd.DataFrame) -> None:
+    """One method: its decoded grids at LATENT_NFES, each captioned with the measured quality
+    at that NFE when ``q`` (its latent-quality.json sample rows) has it."""
+    cols = st.columns([1.3] + [1] * len(LATENT_NFES))
+    cols[0].markdown(label)
+    for c, k in zip(cols[1:], LATENT_NFES, strict=True):
+        r = q[q.nfe == k] if len(q) else q
+        c.image(drawn(g[k]), caption=measured(next(r.itertuples())) if len(r) else None,
+                width="stretch")
+
+
+def reconstructions(enc, label: str, fit: str) -> None:
+    """16 digits beside their decoded codes D(E(x)), tiles as large as the sample grids'."""
+    x = imdata.digits(16)[0]
+    cols = st.columns([1.3, 1, 1, 2])
+    cols[0].markdown(label)
+    cols[1].image(drawn(to_grid(x[:16], 4)), caption="Digits x", width="stretch")
+    cols[2].image(drawn(to_grid(enc.decode(enc.encode(x[:16])), 4)), width="stretch",
+                  caption="Decoded codes D(E(x))")
+    cols[3].caption(f"Reconstruction MSE {reconstruction_mse(enc, x):.4f} over all {len(x)} "
+                    f"digits (pixels in [−1, 1]){fit}.")
+
+
+def latent_quality_table(q: pd.DataFrame) -> pd.DataFrame:
+    """NFE rows; per method the Fréchet distance and the share labelled with p ≥ 0.9."""
+    s = q[q.what == "samples"]
+    cols = {LABELS[m]: {int(r.nfe): measured(r) for r in s[s.method == m].itertuples()}
+            for m in LATENT_METHODS if (s.method == m).any()}
+    return pd.DataFrame(cols).rename_axis("NFE").reset_index()
+
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[n], sb[n]) for n in sa)
+
+
+def latent_presets_view(seed: int) -> None:
+    """The latent presets: reconstructions, decoded grids per method and NFE, quality table."""
+    stamp = "".join(store.file_digest(str(latent_path(m))) for m in LATENT_METHODS
+                    if latent_path(m).is_file())
+    try:
+        pre = latent_presets(stamp)
+    except checkpoint.CheckpointError as e:
+        st.error(f"A latent preset could not be loaded: {e} Retrain them with "
+                 "`bash assets/presets/images/train_latent.sh`, or train live.")
+        return
+    if not pre:
+        st.info("No latent presets (assets/presets/images/latent-ae-*.pt): run "
+                "`bash assets/presets/images/train_latent.sh`, or train live.")
+        return
+    q = latent_quality(store.file_digest(str(LATENT_QUALITY)) if LATENT_QUALITY.is_file()
+                       else "")
+    run, enc, _ = next(iter(pre.values()))
+    st.markdown(f"**Presets trained on a CPU**: one conv autoencoder (k = {run.k} codes of the "
+                f"{run.size}×{run.size} digits), then flow matching, Shortcut and MeanFlow on "
+                "its codes; every sample below is a decoded code D(z1).")
+    ref = {r.what: r for r in q[q.checkpoint.str.endswith(latent_path(run.method).name)]
+           .itertuples()} if len(q) else {}
+    reconstructions(enc, f"**Autoencoder**  \nk = {run.k}, {run.ae_steps} steps, "
+                    f"{enc.seconds:.0f} s", "" if not ref else
+                    f"; {METRIC} of {ref['reconstruction'].n} reconstructions "
+                    f"{ref['reconstruction'].fd:.1f} (the first {ref['data'].n} digits "
+                    f"themselves: {ref['data'].fd:.1f})")
+    latent_header("**method** (flow training)")
+    took = 0.0
+    for m, (_, _, state) in pre.items():
+        g = preset_latent_grids(m, seed, stamp)
+        took += g["seconds"]
+        latent_row(f"{LABELS[m]}  \n{n_params(state.sampler_model) / 1e3:.0f}k parameters  \n"
+                   f"{state.step} steps in {state.seconds:.0f} s", g,
+                   q[(q.what == "samples") & (q.method == m)] if len(q) else q)
+    shared = all(same_weights(e.net, enc.net) for _, e, _ in pre.values())
+    sizes = ", ".join(f"{latent_path(m).name} {latent_path(m).stat().st_size / 2**10:.0f} KiB"
+                      for m in pre)
+    st.caption(
+        f"The same {N_GRID} codes z0 ~ N(0, I) (seed {seed}) for every method and NFE. Trained "
+        f"on {enc.machine} by `python -m flowviz image latent --config "
+        "assets/presets/images/latent-ae-<method>.json` (all three: "
+        "`bash assets/presets/images/train_latent.sh`). The autoencoder "
+        + ("is shared by the flows (identical weights); " if shared else
+           "differs between the presets; ")
+        + f"each flow is the 2-D pages' MLP on the {run.k} code dimensions. Files: {sizes}. "
+        f"Sampling and decoding these grids took {took:.2f} s on "
+        f"{describe()}.")
+    if len(q):
+        st.markdown("**Quality vs NFE of the decoded samples**")
+        st.dataframe(latent_quality_table(q), hide_index=True)
+        st.caption(f"FD: {METRIC} (not FID) to all {len(imdata.digits(16)[0])} digits; "
+                   "confident: the share of samples the digits classifier labels with "
+                   "p ≥ 0.9. "
+                   f"{int(q.n.max())} samples per point, by `python -m flowviz image "
+                   "latent-eval` (`assets/presets/images/latent-quality.json`).")
+
+
 with tab_latent:
     st.markdown("Flows can also run on **codes** z = E(x) of the images and be decoded for "
                 "display (the latent recipe behind InstaFlow's Stable Diffusion, article §4). "
                 "The network is then the 2-D pages' MLP with one input per code dimension.")
-    c1, c2, c3 = st.columns(3)
-    enc_kind = c1.selectbox("Encoder", ENCODERS, key="lat_enc", format_func={
-        "pca": "PCA (instant, linear)", "ae": "Conv autoencoder (trained here, ~10 s)"}.get)
-    k = c2.select_slider("Code size k", [4, 8, 16, 32], 16, key="lat_k")
-    lmethod = c3.selectbox("Method", LATENT_METHODS, format_func=LABELS.get, key="lat_method")
-    enc, fit, z = encoder(enc_kind, k)
-    xr = imdata.digits(16)[0][:16]
-    with torch.no_grad():
-        rec = enc.decode(enc.encode(xr))
-    a, b = st.columns(2)
-    a.image(to_grid(xr, 4, scale=4), caption="Digits", width="stretch")
-    how = f"variance kept {fit:.1%}" if enc_kind == "pca" else f"reconstruction MSE {fit:.4f}"
-    b.image(to_grid(rec, 4, scale=4), width="stretch", caption=f"Decoded codes D(E(x)): {how}")
-    lrun = LatentRun(encoder=enc_kind, k=k, method=lmethod)
-    lstate = live_training(f"lat:{enc_kind}:{k}:{lmethod}", lambda: build_latent(lrun, z),
-                           chunk=100, meta={"run": lrun})
-    if lstate is not None and lstate.step > 0:
-        z0 = torch.randn(N_GRID, k, generator=torch.Generator().manual_seed(cfg.seed))
-        cols = st.columns(4)
-        for c, n in zip(cols, (1, 4, 16, 64), strict=True):
-            with torch.no_grad():
-                if lmethod == "fm":
-                    zz = solve(lstate.sampler_model, z0, "euler", n).x
-                elif lmethod == "shortcut":
-                    zz = sc_sample(lstate.sampler_model, z0, n).x
-                else:
-                    zz = mf_sample(lstate.sampler_model, z0, n).x
-                c.image(to_grid(enc.decode(zz), 4, scale=4), caption=f"NFE {n}, decoded",
-                        width="stretch")
+    lat_mode = st.radio("Latent runs", ["Presets (trained on a CPU)", "Train live"],
+                        horizontal=True, key="lat_mode")
+    if lat_mode == "Train live":
+        c1, c2, c3 = st.columns(3)
+        enc_kind = c1.selectbox("Encoder", ENCODERS, key="lat_enc", format_func={
+            "pca": "PCA (instant, linear)",
+            "ae": f"Conv autoencoder (trained here, {LatentRun().ae_steps} steps)"}.get)
+        k = c2.select_slider("Code size k", [4, 8, 16, 32], 16, key="lat_k")
+        lmethod = c3.selectbox("Method", LATENT_METHODS, format_func=LABELS.get,
+                               key="lat_method")
+        enc, fit, z = encoder(enc_kind, k)
+        reconstructions(enc, f"**{'PCA' if enc_kind == 'pca' else 'Autoencoder'}**  \n"
+                        f"k = {k}, fitted in {enc.seconds:.1f} s",
+                        f"; variance kept {fit:.1%}" if enc_kind == "pca" else "")
+        lrun = LatentRun(encoder=enc_kind, k=k, method=lmethod)
+        lstate = live_training(f"lat:{enc_kind}:{k}:{lmethod}", lambda: build_latent(lrun, z),
+                               chunk=100, meta={"run": lrun})
+        if lstate is not None and lstate.step > 0:
+            z0 = latent_noise(lrun, N_GRID, cfg.seed)
+            latent_header("**method**")
+            g = latent_grids(lrun, enc, lstate.sampler_model, z0)
+            latent_row(f"{LABELS[lmethod]}  \n{lstate.step} steps, live", g, pd.DataFrame())
+    else:
+        latent_presets_view(cfg.seed)
 
 st.subheader("Throughput and memory on a GPU (measured)")
 if BENCH.is_file():
@@ -402,10 +561,11 @@ if GRAPHED.is_file():
     st.dataframe(pd.DataFrame(step_ratios(g["rows"])), hide_index=True)
     st.caption(f"{g['info']['device']}, torch {g['info']['torch']}, batch {g['info']['batch']}: "
                "ms per step of Shortcut and MeanFlow divided by FM's (targets ≤ 1.5× and "
-               "≤ 2.5×). Their target rows are fixed counts; compiled, Shortcut's target is "
-               "compiled with the network and MeanFlow's JVP target replayed as one CUDA "
-               "graph (it refuses torch.compile's CUDA graphs: '–'). Eager steps are "
-               "launch-bound and move with the host's load (benchmarks/RESULTS.md).")
+               "≤ 2.5×). Their target rows are fixed counts. On a GPU MeanFlow's JVP target "
+               "(~700 small kernels) is replayed as one CUDA graph, compiled or not; the last "
+               "column launches it kernel by kernel. Compiled, Shortcut's target is compiled "
+               "with the network. Eager steps are launch-bound and move with the host's load "
+               "(benchmarks/RESULTS.md).")
 if torch.cuda.is_available():
     st.caption(f"This machine's GPU: peak memory so far "
                f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB.")

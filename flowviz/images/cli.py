@@ -8,6 +8,8 @@ grids out; resumable).
     python -m flowviz image train --config fm.json --conditional --label-drop 0.1 --out c.pt
     python -m flowviz image sample c.pt --nfe 32 --guidance 0 1 2 4 --out runs/c  # CFG grids
     torchrun --nproc_per_node=2 -m flowviz.images.ddp --config mf.json   # several GPUs
+    python -m flowviz image latent --config lat.json --out runs/lat.pt --grids runs/lat
+    python -m flowviz image latent-eval runs/lat.pt --classifier clf.pt --json q.json
 
 A ReFlow or distillation config names its teacher checkpoint (``teacher``), looked up as given,
 then next to the config or checkpoint that names it.
@@ -147,13 +149,19 @@ def cmd_classifier(a) -> int:
 
 
 def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
-             nfe_list=None, guidance=None) -> list[dict]:
+             nfe_list=None, guidance=None, fid: bool = False, inception=None) -> list[dict]:
     """Each checkpoint's samples at every NFE it supports (or those of ``nfe_list``), judged by
     the classifier (frechet). A conditional checkpoint: samples of labels 0..K-1 repeated, at
     each guidance weight w of ``guidance`` (None: the run's), also judged on whether the
-    classifier gives them the label they were conditioned on (frechet.label_agreement)."""
+    classifier gives them the label they were conditioned on (frechet.label_agreement).
+    ``fid``: also standard FID against the training images (flowviz.images.fid, Inception
+    weights from ``inception`` or where fid.weights_path looks; n samples, so not comparable
+    with published 50 000-sample FIDs)."""
+    from .fid import fid_available, standard_fid
     from .frechet import features_and_probs, label_agreement, load_classifier, quality
 
+    if fid and not (ok := fid_available(inception))[0]:
+        raise ValueError(ok[1])
     clf, _ = load_classifier(classifier, device)
     rows = []
     for path in paths:
@@ -166,10 +174,13 @@ def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
                 x = generate(run, state.sampler_model, x0, k, lab, w)
                 q = quality(clf, x, ref)
                 extra = {} if lab is None else {"w": w, **label_agreement(clf, x, lab)}
+                if fid:
+                    extra["fid"] = standard_fid(x, image_data(run)[0], inception, device)
                 rows.append({"checkpoint": str(path), "method": run.method, "nfe": k, **q,
                              **extra})
                 tail = "" if lab is None else (f"  w {w:g}  as conditioned {extra['agree']:.3f}"
                                                f"  (confident {extra['agree_confident']:.3f})")
+                tail += f"  FID {extra['fid']:.2f}" if fid else ""
                 print(f"{Path(path).name:28s} NFE {k:3d}  FD {q['fd']:8.3f}  confident "
                       f"{q['confident']:.3f}  classes {q['n_classes']}{tail}", flush=True)
     return rows
@@ -177,7 +188,87 @@ def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
 
 def cmd_eval(a) -> int:
     rows = evaluate(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device), a.nfe,
-                    a.guidance)
+                    a.guidance, a.fid, a.inception)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def cmd_latent(a) -> int:
+    """Fit the encoder (or take it from ``--encoder``, a latent checkpoint of the same encoder
+    settings), train the flow on its codes, save both (flowviz.checkpoint, kind "latent"; no
+    optimizer: a checkpoint to sample from)."""
+    from .latent import LatentRun, encoder_settings, fit_encoder, flow_on_codes, latent_images
+
+    with open(a.config) as f:
+        run = LatentRun.from_dict(json.load(f))
+    if a.steps:
+        run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
+    dev = pick_device(a.device)
+    if a.encoder:
+        other, enc, _ = checkpoint.load_latent(a.encoder, dev)
+        if encoder_settings(other) != encoder_settings(run):
+            raise ValueError(f"{a.encoder} holds the encoder {encoder_settings(other)}, not "
+                             f"this config's {encoder_settings(run)}")
+        print(f"encoder from {a.encoder} (fitted in {enc.seconds:.1f} s on {enc.machine})")
+    else:
+        enc, fit = fit_encoder(run, latent_images(run, dev))
+        print(f"{run.encoder} encoder, k = {run.k}: "
+              f"{'variance kept' if run.encoder == 'pca' else 'reconstruction MSE'} {fit:.4f} "
+              f"in {enc.seconds:.1f} s on {enc.machine}", flush=True)
+    state = flow_on_codes(run, enc, dev)
+    while not state.done:
+        train_steps(state, a.chunk, log_every=max(1, min(10, a.chunk)))
+        print(f"step {state.step:6d}  loss {state.history[-1]['loss']:.4f}  "
+              f"{state.seconds:7.1f}s", flush=True)
+    if state.status == "nan":
+        print(state.message, file=sys.stderr)
+        return 1
+    p = checkpoint.save(a.out, {"encoder": enc, "run": state}, run, resumable=False)
+    print(f"saved {p} ({p.stat().st_size / 2**10:.0f} KiB)")
+    if a.grids:
+        from .latent import decoded, latent_noise
+
+        z0 = latent_noise(run, 64, 0, dev)
+        for k in NFES:
+            x = decoded(run, enc, state.sampler_model, z0, k)
+            print(f"wrote {save_png(x, Path(a.grids) / f'nfe{k}.png')}")
+    return 0
+
+
+def evaluate_latent(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
+                    nfe_list=NFES) -> list[dict]:
+    """Each latent checkpoint's decoded samples at every NFE of ``nfe_list``, judged by the
+    classifier (frechet.quality) as ``evaluate`` judges image checkpoints; first two reference
+    rows: the first n digits themselves ("data") and their reconstructions D(E(x))
+    ("reconstruction": what a perfect flow on these codes would score)."""
+    from .frechet import features_and_probs, load_classifier, quality
+    from .latent import decoded, latent_images, latent_noise
+
+    clf, _ = load_classifier(classifier, device)
+    rows = []
+    for path in paths:
+        run, enc, state = checkpoint.load_latent(path, device)
+        x = latent_images(run, device)
+        ref = features_and_probs(clf, x)[0]
+        z0 = latent_noise(run, n, seed, device)
+        for what, k in [("data", None), ("reconstruction", None)] + [("samples", k)
+                                                                    for k in nfe_list]:
+            xs = x[:n] if what == "data" else decoded(run, enc, state.sampler_model, z0, k) \
+                if k else enc.decode(enc.encode(x[:n])).detach()
+            rows.append({"checkpoint": str(path), "method": run.method, "encoder": run.encoder,
+                         "k": run.k, "what": what, "nfe": k, "n": len(xs),
+                         **quality(clf, xs, ref)})
+            q = rows[-1]
+            print(f"{Path(path).name:24s} {what if k is None else f'NFE {k}':>14s}  FD "
+                  f"{q['fd']:8.3f}  confident {q['confident']:.3f}  classes {q['n_classes']}",
+                  flush=True)
+    return rows
+
+
+def cmd_latent_eval(a) -> int:
+    rows = evaluate_latent(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device),
+                           a.nfe)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return 0
@@ -239,7 +330,27 @@ def add_parser(sub) -> None:
     e.add_argument("--nfe", type=int, nargs="+", default=None, help="default: every NFE")
     e.add_argument("--guidance", type=float, nargs="+", default=None,
                    help="conditional runs: guidance weights w (default: the run's)")
+    e.add_argument("--fid", action="store_true", help="also standard FID (torch-fidelity; "
+                   "needs the Inception weights on disk, see flowviz/images/fid.py)")
+    e.add_argument("--inception", help="the Inception weights file for --fid")
     e.add_argument("--device", default="auto")
+    lt = isub.add_parser("latent", help="fit an encoder, train a flow on its codes, save both")
+    lt.add_argument("--config", required=True, help="a LatentRun JSON")
+    lt.add_argument("--out", required=True, help="checkpoint path (.pt)")
+    lt.add_argument("--steps", type=int, default=0, help="flow steps (0: the config's)")
+    lt.add_argument("--chunk", type=int, default=500, help="steps between progress lines")
+    lt.add_argument("--grids", help="write decoded sample grids (one PNG per NFE) here")
+    lt.add_argument("--encoder", help="reuse the encoder of this latent checkpoint")
+    lt.add_argument("--device", default="auto")
+    le = isub.add_parser("latent-eval", help="latent checkpoints: classifier-feature Fréchet "
+                         "distance and confidence of the decoded samples vs NFE")
+    le.add_argument("checkpoints", nargs="+")
+    le.add_argument("--classifier", required=True)
+    le.add_argument("--n", type=int, default=1000)
+    le.add_argument("--seed", type=int, default=1)
+    le.add_argument("--json")
+    le.add_argument("--nfe", type=int, nargs="+", default=list(NFES))
+    le.add_argument("--device", default="auto")
     c = isub.add_parser("config", help="print a default ImageRun JSON")
     c.add_argument("--method", default="fm", choices=METHODS)
 
@@ -250,7 +361,8 @@ def cmd_image(a) -> int:
         return 2
     try:
         return {"train": cmd_train, "sample": cmd_sample, "config": cmd_config,
-                "classifier": cmd_classifier, "eval": cmd_eval}[a.image_cmd](a)
+                "classifier": cmd_classifier, "eval": cmd_eval, "latent": cmd_latent,
+                "latent-eval": cmd_latent_eval}[a.image_cmd](a)
     except (ImageDataError, ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

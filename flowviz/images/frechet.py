@@ -8,7 +8,6 @@ torch-fidelity or clean-fid with Inception weights already on disk (``standard_f
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,12 +177,3 @@ def label_agreement(model: Classifier, x: torch.Tensor, labels: torch.Tensor,
     return {"agree": float(hit.double().mean()),
             "agree_confident": float((hit & (top >= confident)).double().mean())}
 
-
-def standard_fid_status() -> str:
-    """Whether standard (Inception) FID can run here, in words. Nothing is downloaded."""
-    libs = [n for n in ("torch_fidelity", "cleanfid") if importlib.util.find_spec(n)]
-    if not libs:
-        return ("Standard FID is not available here: neither torch-fidelity nor clean-fid is "
-                "installed (and either would need the Inception weights on disk).")
-    return (f"{', '.join(libs)} installed; standard FID also needs its Inception weights on "
-            "disk, which this app never downloads. Not computed here.")

@@ -48,14 +48,32 @@ def test_bad_cifar_folder_gives_a_message(tmp_path):
     assert any("No CIFAR-10 python batches" in e.value for e in at.error)
 
 
-def test_latent_tab_shows_reconstructions_and_trains_a_flow_on_codes():
+def test_latent_tab_opens_on_presets_and_trains_a_flow_on_codes_live():
+    """Presets: digits and their reconstructions, one row of decoded grids per method at NFE
+    1/4/16/64 captioned with latent-quality.json's figures, the quality table; the grids are
+    what the checkpoints decode. Train live: PCA codes, a flow trained on them."""
+    from flowviz import store
+    from flowviz.images.latent import LATENT_METHODS, decoded, latent_noise
+    from views.scaling import LATENT_NFES, latent_path, preset_latent_grids
+
     at = open_page()
-    n0 = len(at.get("image"))
-    train = next(b for b in at.button if b.key and b.key.startswith("train:lat:"))
+    caps = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs]
+    lat = [c for c in caps if c.startswith("FD ") and "confident" in c]
+    assert len(lat) == len(LATENT_METHODS) * len(LATENT_NFES)
+    assert "Decoded codes D(E(x))" in caps
+    assert any("reconstructions" in c.value and "MSE" in c.value for c in at.caption)
+    table = next(d.value for d in at.dataframe if "NFE" in d.value.columns)
+    assert list(table["NFE"]) == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert table["MeanFlow"].str.startswith("FD ").all()
+    assert any("identical weights" in c.value for c in at.caption)
+    stamp = "".join(store.file_digest(str(latent_path(m))) for m in LATENT_METHODS)
+    run, enc, state = checkpoint.load_latent(latent_path("meanflow"))
+    want = to_grid(decoded(run, enc, state.sampler_model, latent_noise(run, 16, 0), 1), 4)
+    assert np.array_equal(preset_latent_grids("meanflow", 0, stamp)[1], want)
+
+    at.radio(key="lat_mode").set_value("Train live").run()
     at.select_slider(key="lat_k").set_value(4).run()
-    assert len(at.get("image")) == n0  # digits + decoded codes (k = 4: a new encoder)
-    assert any("variance kept" in (i.proto.imgs[0].caption if i.proto.imgs else "")
-               for i in at.get("image"))
+    assert any("variance kept" in c.value for c in at.caption)
     train = next(b for b in at.button if b.key and b.key.startswith("train:lat:pca:4:"))
     train.click().run()
     assert not at.exception, [e.value for e in at.exception]

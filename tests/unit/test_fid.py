@@ -6,6 +6,7 @@ is flowviz.images.frechet.frechet_distance on the 2048-d features of that same n
 """
 
 import builtins
+import json
 
 import pytest
 import torch
@@ -110,3 +111,39 @@ def test_not_importable_says_why_and_how_to_install(error, monkeypatch):
     assert not ok and str(error) in reason and "pip install -r requirements-fid.txt" in reason
     with pytest.raises(RuntimeError, match="requirements-fid.txt"):
         fid.standard_fid(images(0, 3, 8), images(1, 3, 8))
+
+
+PRESET = "assets/presets/images/digits-distill.pt"  # one NFE: the quickest preset to evaluate
+CLASSIFIER = "assets/presets/images/digits-classifier.pt"
+
+
+def test_eval_fid_refuses_with_the_reason_before_any_work(tmp_path, monkeypatch, capsys):
+    from flowviz.cli import main
+
+    monkeypatch.setenv(fid.WEIGHTS_ENV, str(tmp_path / "missing.pth"))
+    assert main(["image", "eval", PRESET, "--classifier", CLASSIFIER, "--fid",
+                 "--device", "cpu"]) == 2
+    assert "Standard FID needs" in capsys.readouterr().err
+
+
+def test_eval_fid_scores_the_samples_against_the_training_images(tmp_path, monkeypatch):
+    """`image eval --fid` wiring: each row's "fid" is standard_fid of that row's samples
+    against the run's training images (standard_fid itself is tested above)."""
+    from flowviz.cli import main
+    from flowviz.images import experiment
+
+    calls = []
+
+    def spy(samples, reference, weights, device):
+        calls.append((samples.shape, reference.shape, weights))
+        return float(len(calls))
+
+    monkeypatch.setattr(fid, "fid_available", lambda weights=None: (True, "stand-in"))
+    monkeypatch.setattr(fid, "standard_fid", spy)
+    out = tmp_path / "q.json"
+    assert main(["image", "eval", PRESET, "--classifier", CLASSIFIER, "--fid", "--inception",
+                 "w.pth", "--n", "8", "--device", "cpu", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    n_data = len(experiment.image_data(experiment.ImageRun())[0])
+    assert [r["fid"] for r in rows] == [1.0]  # the student: NFE 1 only
+    assert calls == [((8, 1, 16, 16), (n_data, 1, 16, 16), "w.pth")]
