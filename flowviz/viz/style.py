@@ -29,10 +29,11 @@ def template() -> go.layout.Template:
 def base(title: str = "", height: int = 460, square: bool = True, lim: float | None = None,
          xlabel: str = "", ylabel: str = "") -> go.Figure:
     fig = go.Figure()
-    below = -0.22 if xlabel else -0.1  # a horizontal legend under the x-axis title, not on it
+    bottom = 90 if xlabel else 40
+    # a horizontal legend a fixed distance (px) under the x axis, past its title at any height
+    below = -(64 if xlabel else 36) / max(height - 50 - bottom, 1)
     fig.update_layout(template=template(), title=dict(text=title, x=0.01, font=dict(size=17)),
-                      height=height, font=FONT,
-                      margin=dict(l=50, r=20, t=50, b=90 if xlabel else 40),
+                      height=height, font=FONT, margin=dict(l=50, r=20, t=50, b=bottom),
                       legend=dict(orientation="h", yanchor="top", y=below, xanchor="left", x=0))
     fig.update_xaxes(title=xlabel, zeroline=False)
     fig.update_yaxes(title=ylabel, zeroline=False)
