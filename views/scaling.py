@@ -372,7 +372,7 @@ def encoder(kind: str, k: int):
 
 
 LATENT_NFES = (1, 4, 16, 64)
-LATENT_QUALITY = PRESETS / "latent-quality.json"  # `image latent-eval` of the latent presets
+LATENT_QUALITY = PRESETS / "latent-quality.json"  # `image eval` of the latent presets
 
 
 def latent_path(method: str) -> Path:
@@ -509,7 +509,7 @@ def latent_presets_view(seed: int) -> None:
                    "confident: the share of samples the digits classifier labels with "
                    "p ≥ 0.9. "
                    f"{int(q.n.max())} samples per point, by `python -m flowviz image "
-                   "latent-eval` (`assets/presets/images/latent-quality.json`).")
+                   "eval` (`assets/presets/images/latent-quality.json`).")
 
 
 with tab_latent:

@@ -9,7 +9,7 @@ grids out; resumable).
     python -m flowviz image sample c.pt --nfe 32 --guidance 0 1 2 4 --out runs/c  # CFG grids
     torchrun --nproc_per_node=2 -m flowviz.images.ddp --config mf.json   # several GPUs
     python -m flowviz image latent --config lat.json --out runs/lat.pt --grids runs/lat
-    python -m flowviz image latent-eval runs/lat.pt --classifier clf.pt --json q.json
+    python -m flowviz image eval runs/lat.pt --classifier clf.pt --json q.json  # any kind
 
 A ReFlow or distillation config names its teacher checkpoint (``teacher``), looked up as given,
 then next to the config or checkpoint that names it.
@@ -23,6 +23,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 from .. import checkpoint
 from ..config import ConfigError
@@ -148,15 +150,52 @@ def cmd_classifier(a) -> int:
     return 0
 
 
+def sample_sets(path, n: int = 1000, seed: int = 1, device="cpu", nfe_list=None,
+                guidance=None):
+    """(the training images, an iterator of (row fields, samples, labels or None)): the sample
+    sets ``evaluate`` judges for one checkpoint. An image checkpoint: its samples at every NFE
+    it supports (or those of ``nfe_list``); a conditional one, labels 0..K-1 repeated at each
+    guidance weight w of ``guidance`` (None: the run's). A latent checkpoint (``image
+    latent``): first the first n images themselves ("data") and their reconstructions D(E(x))
+    ("reconstruction": what a perfect flow on these codes would score), then its decoded
+    samples per NFE."""
+    if checkpoint.read(path)["kind"] == "latent":
+        from .latent import decoded, latent_images, latent_noise
+
+        run, enc, state = checkpoint.load_latent(path, device)
+        x, z0 = latent_images(run, device), latent_noise(run, n, seed, device)
+        row = {"checkpoint": str(path), "method": run.method, "encoder": run.encoder, "k": run.k}
+
+        def latent_sets():
+            yield {**row, "what": "data", "nfe": None}, x[:n], None
+            with torch.no_grad():
+                rec = enc.decode(enc.encode(x[:n]))
+            yield {**row, "what": "reconstruction", "nfe": None}, rec, None
+            for k in nfe_list or NFES:
+                yield {**row, "what": "samples", "nfe": k}, decoded(run, enc, state.sampler_model,
+                                                                    z0, k), None
+        return x, latent_sets()
+    run, state = load(path, device)
+    x0 = noise(run, n, seed, device)
+    lab = class_labels(run, n, device) if run.conditional else None
+
+    def image_sets():
+        for k in nfes(run, nfe_list or NFES):
+            for w in (guidance or [run.guidance]) if run.conditional else [None]:
+                row = {"checkpoint": str(path), "method": run.method, "nfe": k}
+                yield {**row, **({} if lab is None else {"w": w})}, \
+                    generate(run, state.sampler_model, x0, k, lab, w), lab
+    return image_data(run)[0], image_sets()
+
+
 def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
              nfe_list=None, guidance=None, fid: bool = False, inception=None) -> list[dict]:
-    """Each checkpoint's samples at every NFE it supports (or those of ``nfe_list``), judged by
-    the classifier (frechet). A conditional checkpoint: samples of labels 0..K-1 repeated, at
-    each guidance weight w of ``guidance`` (None: the run's), also judged on whether the
-    classifier gives them the label they were conditioned on (frechet.label_agreement).
-    ``fid``: also standard FID against the training images (flowviz.images.fid, Inception
-    weights from ``inception`` or where fid.weights_path looks; n samples, so not comparable
-    with published 50 000-sample FIDs)."""
+    """Each checkpoint's sample sets (:func:`sample_sets`) judged by the classifier (frechet:
+    Fréchet distance in its feature space to the training images, confident share, classes);
+    a conditional checkpoint's also on whether the classifier gives them the label they were
+    conditioned on (frechet.label_agreement). ``fid``: also standard FID against the training
+    images (flowviz.images.fid, Inception weights from ``inception`` or where fid.weights_path
+    looks; n samples, so not comparable with published 50 000-sample FIDs)."""
     from .fid import fid_available, standard_fid
     from .frechet import features_and_probs, label_agreement, load_classifier, quality
 
@@ -165,24 +204,22 @@ def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
     clf, _ = load_classifier(classifier, device)
     rows = []
     for path in paths:
-        run, state = load(path, device)
-        ref = features_and_probs(clf, image_data(run)[0])[0]
-        x0 = noise(run, n, seed, device)
-        lab = class_labels(run, n, device) if run.conditional else None
-        for k in nfes(run, nfe_list or NFES):
-            for w in (guidance or [run.guidance]) if run.conditional else [None]:
-                x = generate(run, state.sampler_model, x0, k, lab, w)
-                q = quality(clf, x, ref)
-                extra = {} if lab is None else {"w": w, **label_agreement(clf, x, lab)}
-                if fid:
-                    extra["fid"] = standard_fid(x, image_data(run)[0], inception, device)
-                rows.append({"checkpoint": str(path), "method": run.method, "nfe": k, **q,
-                             **extra})
-                tail = "" if lab is None else (f"  w {w:g}  as conditioned {extra['agree']:.3f}"
-                                               f"  (confident {extra['agree_confident']:.3f})")
-                tail += f"  FID {extra['fid']:.2f}" if fid else ""
-                print(f"{Path(path).name:28s} NFE {k:3d}  FD {q['fd']:8.3f}  confident "
-                      f"{q['confident']:.3f}  classes {q['n_classes']}{tail}", flush=True)
+        data, sets = sample_sets(path, n, seed, device, nfe_list, guidance)
+        ref = features_and_probs(clf, data)[0]
+        for row, x, lab in sets:
+            row.update(quality(clf, x, ref), n=len(x))
+            tail = ""
+            if lab is not None:
+                row.update(label_agreement(clf, x, lab))
+                tail = (f"  w {row['w']:g}  as conditioned {row['agree']:.3f}  (confident "
+                        f"{row['agree_confident']:.3f})")
+            if fid:
+                row["fid"] = standard_fid(x, data, inception, device)
+                tail += f"  FID {row['fid']:.2f}"
+            name = f"NFE {row['nfe']}" if row["nfe"] else row["what"]
+            print(f"{Path(path).name:28s} {name:>14s}  FD {row['fd']:8.3f}  confident "
+                  f"{row['confident']:.3f}  classes {row['n_classes']}{tail}", flush=True)
+            rows.append(row)
     return rows
 
 
@@ -236,44 +273,6 @@ def cmd_latent(a) -> int:
     return 0
 
 
-def evaluate_latent(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
-                    nfe_list=NFES) -> list[dict]:
-    """Each latent checkpoint's decoded samples at every NFE of ``nfe_list``, judged by the
-    classifier (frechet.quality) as ``evaluate`` judges image checkpoints; first two reference
-    rows: the first n digits themselves ("data") and their reconstructions D(E(x))
-    ("reconstruction": what a perfect flow on these codes would score)."""
-    from .frechet import features_and_probs, load_classifier, quality
-    from .latent import decoded, latent_images, latent_noise
-
-    clf, _ = load_classifier(classifier, device)
-    rows = []
-    for path in paths:
-        run, enc, state = checkpoint.load_latent(path, device)
-        x = latent_images(run, device)
-        ref = features_and_probs(clf, x)[0]
-        z0 = latent_noise(run, n, seed, device)
-        for what, k in [("data", None), ("reconstruction", None)] + [("samples", k)
-                                                                    for k in nfe_list]:
-            xs = x[:n] if what == "data" else decoded(run, enc, state.sampler_model, z0, k) \
-                if k else enc.decode(enc.encode(x[:n])).detach()
-            rows.append({"checkpoint": str(path), "method": run.method, "encoder": run.encoder,
-                         "k": run.k, "what": what, "nfe": k, "n": len(xs),
-                         **quality(clf, xs, ref)})
-            q = rows[-1]
-            print(f"{Path(path).name:24s} {what if k is None else f'NFE {k}':>14s}  FD "
-                  f"{q['fd']:8.3f}  confident {q['confident']:.3f}  classes {q['n_classes']}",
-                  flush=True)
-    return rows
-
-
-def cmd_latent_eval(a) -> int:
-    rows = evaluate_latent(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device),
-                           a.nfe)
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1))
-    return 0
-
-
 def cmd_config(a) -> int:
     run = ImageRun(method=a.method, teacher="teacher.pt" if a.method in ("reflow", "distill")
                    else "")
@@ -321,7 +320,8 @@ def add_parser(sub) -> None:
     k.add_argument("--augment", default="shift", choices=("shift", "affine"))
     k.add_argument("--weight-decay", type=float, default=0.0)
     k.add_argument("--device", default="auto")
-    e = isub.add_parser("eval", help="classifier-feature Fréchet distance and confidence vs NFE")
+    e = isub.add_parser("eval", help="classifier-feature Fréchet distance and confidence vs NFE "
+                        "(image or latent checkpoints)")
     e.add_argument("checkpoints", nargs="+")
     e.add_argument("--classifier", required=True)
     e.add_argument("--n", type=int, default=1000)
@@ -342,15 +342,6 @@ def add_parser(sub) -> None:
     lt.add_argument("--grids", help="write decoded sample grids (one PNG per NFE) here")
     lt.add_argument("--encoder", help="reuse the encoder of this latent checkpoint")
     lt.add_argument("--device", default="auto")
-    le = isub.add_parser("latent-eval", help="latent checkpoints: classifier-feature Fréchet "
-                         "distance and confidence of the decoded samples vs NFE")
-    le.add_argument("checkpoints", nargs="+")
-    le.add_argument("--classifier", required=True)
-    le.add_argument("--n", type=int, default=1000)
-    le.add_argument("--seed", type=int, default=1)
-    le.add_argument("--json")
-    le.add_argument("--nfe", type=int, nargs="+", default=list(NFES))
-    le.add_argument("--device", default="auto")
     c = isub.add_parser("config", help="print a default ImageRun JSON")
     c.add_argument("--method", default="fm", choices=METHODS)
 
@@ -361,8 +352,8 @@ def cmd_image(a) -> int:
         return 2
     try:
         return {"train": cmd_train, "sample": cmd_sample, "config": cmd_config,
-                "classifier": cmd_classifier, "eval": cmd_eval, "latent": cmd_latent,
-                "latent-eval": cmd_latent_eval}[a.image_cmd](a)
+                "classifier": cmd_classifier, "eval": cmd_eval,
+                "latent": cmd_latent}[a.image_cmd](a)
     except (ImageDataError, ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

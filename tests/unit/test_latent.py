@@ -1,5 +1,5 @@
 """Latent runs (issue 7): encoder + flow on its codes in one checkpoint (kind "latent"), the
-``image latent`` / ``image latent-eval`` CLI, clear errors for bad files, and PCA checked
+``image latent`` / ``image eval`` CLI, clear errors for bad files, and PCA checked
 against scikit-learn. Tiny: k = 4 codes, a 16-wide MLP, a few steps."""
 
 import json
@@ -95,7 +95,7 @@ def test_cli_trains_saves_loads_and_evaluates(tmp_path, capsys):
                  "--encoder", str(out), "--device", "cpu"]) == 0
     assert torch.equal(checkpoint.load_latent(tmp_path / "fm.pt")[1].net.dec[0].weight,
                        enc.net.dec[0].weight)
-    assert main(["image", "latent-eval", str(out), "--classifier", CLASSIFIER, "--n", "40",
+    assert main(["image", "eval", str(out), "--classifier", CLASSIFIER, "--n", "40",
                  "--nfe", "1", "2", "--json", str(q), "--device", "cpu"]) == 0
     rows = json.loads(q.read_text())
     assert [(r["what"], r["nfe"]) for r in rows] == [
@@ -123,7 +123,7 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
     with pytest.raises(checkpoint.CheckpointError, match="holds a 'image' model"):
         checkpoint.load_latent("assets/presets/images/digits-distill.pt")
     capsys.readouterr()
-    assert main(["image", "latent-eval", str(cut), "--classifier", CLASSIFIER]) == 2
+    assert main(["image", "eval", str(cut), "--classifier", CLASSIFIER]) == 2
     assert "error: Not a readable checkpoint" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"encoder": "vae"}))

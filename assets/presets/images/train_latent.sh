@@ -16,5 +16,5 @@ lat fm 2>&1 | tee "$R/fm.log"
 lat shortcut --encoder "$D/latent-ae-fm.pt" > "$R/shortcut.log" 2>&1 &
 lat meanflow --encoder "$D/latent-ae-fm.pt" 2>&1 | tee "$R/meanflow.log"
 wait
-"$PY" -m flowviz image latent-eval "$D"/latent-ae-{fm,shortcut,meanflow}.pt \
+"$PY" -m flowviz image eval "$D"/latent-ae-{fm,shortcut,meanflow}.pt \
     --classifier "$D/digits-classifier.pt" --json "$D/latent-quality.json" | tee "$R/eval.log"
