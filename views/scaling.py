@@ -86,6 +86,23 @@ def step_ratios(rows: list[dict]) -> list[dict]:
 
 
 UNGRAPHED = " JVP target ungraphed"  # benchmarks/bench_images.py's row suffix
+
+
+def bench_rows(b: dict) -> pd.DataFrame:
+    """A bench_images.py run (benchmarks/*.json): images/s and peak memory per row, DDP rows
+    (flowviz.images.ddp) when the run has them."""
+    rows = [{"what": r["name"], "images/s": round(r["img_s"]), "peak GiB": f"{r['peak_GiB']:.1f}"}
+            for r in b["rows"] + b.get("memory", []) if "img_s" in r]
+    rows += [{"what": f"DDP, {d['world']} GPU · {d['method']} {d['precision']} · batch "
+                      f"{d['batch_per_gpu']}/GPU", "images/s": round(d["img_s"]),
+              "peak GiB": "–"} for d in b.get("ddp", [])]  # not measured per rank
+    return pd.DataFrame(rows)
+
+
+ABOUT_ROWS = ("CIFAR-shaped batches (3×32×32, 128 unless stated), our U-Net {ours:.1f}M "
+              "parameters, torchcfm's {peer:.1f}M. 'flowviz loop' rows include the project's NaN "
+              "guard, clipping and EMA; 'plain loop' is the peer's recipe.")
+
 CFG_WS = (0.0, 1.0, 2.0, 4.0)  # guidance weights shown
 CFG_NFE = 32
 CFG_PER_CLASS = 4  # samples per digit row (the same noise in every row and every w)
@@ -542,19 +559,19 @@ with tab_latent:
         latent_presets_view(cfg.seed)
 
 st.subheader("Throughput and memory on a GPU (measured)")
-if BENCH.is_file():
-    b = json.loads(BENCH.read_text())
-    rows = [{"what": r["name"], "images/s": round(r["img_s"]), "peak GiB": round(r["peak_GiB"], 1)}
-            for r in b["rows"] + b["memory"] if "img_s" in r]
-    rows += [{"what": f"DDP, {d['world']} GPU · {d['method']} {d['precision']} · batch "
-                      f"{d['batch_per_gpu']}/GPU", "images/s": round(d["img_s"]),
-              "peak GiB": None} for d in b["ddp"]]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.caption(f"{b['info']['device']}, CIFAR-shaped batches (3×32×32, 128 unless stated), "
-               f"our U-Net {b['info']['ours_params'] / 1e6:.1f}M parameters, torchcfm's "
-               f"{b['info'].get('peer_params', 0) / 1e6:.1f}M. 'flowviz loop' rows include the "
-               "project's NaN guard, clipping and EMA; 'plain loop' is the peer's recipe. "
-               "Details and misses: benchmarks/RESULTS.md.")
+for path, when in ((GRAPHED, "Latest run"), (BENCH, "Earlier run, with torch.compile's CUDA "
+                                                    "graphs and two GPUs")):
+    if path.is_file():
+        b = json.loads(path.read_text())
+        info = b["info"]
+        st.markdown(f"**{when}: {info['device']}, torch {info['torch']}**")
+        df = bench_rows(b)
+        st.dataframe(df, hide_index=True, height=35 * (len(df) + 1) + 3)  # every row, no scroll
+        st.caption(ABOUT_ROWS.format(ours=info["ours_params"] / 1e6,
+                                     peer=info.get("peer_params", 0) / 1e6)
+                   + ("" if path == GRAPHED else " Its MeanFlow rows launch the JVP target "
+                      "kernel by kernel (before it was replayed as a CUDA graph).")
+                   + " Details and misses: benchmarks/RESULTS.md.")
 if GRAPHED.is_file():
     g = json.loads(GRAPHED.read_text())
     st.markdown("**A step's cost against flow matching's, in the same mode and run**")
