@@ -62,7 +62,8 @@ def fid_status() -> str:
     """Whether standard FID (flowviz.images.fid) can run on this machine, in words."""
     ok, why = fid_available()
     return ("Standard FID can run here: `python -m flowviz image eval <checkpoint> "
-            "--classifier <classifier> --fid`." if ok else why)
+            "--classifier <classifier> --fid`." if ok else
+            f"{why.split('. ')[0]}: not computed here (optional, see `requirements-fid.txt`).")
 
 
 def step_ratios(rows: list[dict]) -> list[dict]:
