@@ -82,6 +82,7 @@ def _within(name: str, v, lo, hi) -> None:
     if not lo <= v <= hi:
         raise ValueError(f"{name} = {v} is outside [{lo}, {hi}]")
 
+
 # A fast 1-rectified flow for 2-D toys: N(0, I) -> moons comes within energy distance 0.004
 # (100-step Euler, 4000 samples) in ~250 steps, about 1 s of training on 2 CPU cores. A small
 # net, a large batch and a high peak lr (short warm-up, cosine to 5 %, clipped); sampling from

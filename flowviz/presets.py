@@ -42,6 +42,7 @@ def enabled() -> bool:
     starts untrained, as before presets existed)."""
     return os.environ.get("FLOWVIZ_PRESETS", "1") != "0"
 
+
 N_EVAL = 2000  # samples per side of the energy distance that a preset's quality is checked by
 
 

@@ -70,7 +70,6 @@ def exact_jumps(cfg, n: int = 200) -> dict:
     return one_step_jumps(exact_field(cfg), x0, 12 * substeps(cfg), N_EVAL // 2)
 
 
-
 def nfe_fig(curves: dict, title: str, cfg, gaussian: bool):
     """Quality vs NFE on log axes. ED estimates are unbiased and dip below 0 within their noise:
     values under the measured noise level are drawn on its dashed line."""

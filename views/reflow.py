@@ -66,7 +66,6 @@ def exact_pairs(cfg, n: int = N_CROSS):
     return exact_coupling(exact_field(cfg), source_points("gaussian", n, cfg.seed + 1))
 
 
-
 def pair_progress(p):
     fwd = len(p.forward.x)
     back = f" + {len(p.backward.x)} data points inverted" if p.backward is not None else ""

@@ -382,6 +382,7 @@ with tab_live:
                    f" training images/s on {dev.type}; sampling all grids took "
                    f"{time.perf_counter() - t0:.2f} s.")
 
+
 @st.cache_resource(show_spinner="Fitting the encoder…", max_entries=4)
 def encoder(kind: str, k: int):
     x = imdata.digits(16)[0]

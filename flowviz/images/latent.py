@@ -60,6 +60,8 @@ class PCA(nn.Module):
 
     def decode(self, z):
         return ((z * self.s) @ self.v + self.mean).reshape(-1, *self.shape)
+
+
 class ConvAE(nn.Module):
     """conv s2 (16) -> conv s2 (32) -> linear k | linear -> convT s2 (16) -> convT s2 -> tanh."""
 

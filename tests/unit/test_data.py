@@ -14,6 +14,7 @@ from flowviz.data.points import MAX_BYTES
 
 # ---------------------------------------------------------------------------- toy samplers
 
+
 @pytest.mark.parametrize("name", sorted(data.SAMPLERS))
 def test_sampler_contract(name):
     x, lab = data.SAMPLERS[name](500, torch.Generator().manual_seed(3))

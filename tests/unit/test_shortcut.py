@@ -134,6 +134,7 @@ def test_two_half_steps_match_the_closed_form_at_the_finest_level():
     by_hand = 0.5 * v1 + 0.5 * exact(x + D / 2 * v1, t + D / 2, zero)
     assert torch.allclose(target, by_hand, atol=1e-12)
     # two Euler half-steps: the direction is first-order accurate, error ~ D (halves with D)
+
     def err(D):
         tgt = shortcut_target(exact, x, t, torch.full_like(t, D), HALVES, d_min=D)
         return (tgt - exact(x, t, torch.full_like(t, D))).norm(dim=1).mean()
