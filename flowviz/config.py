@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import types
 import typing
@@ -16,6 +17,18 @@ import typing
 
 class ConfigError(ValueError):
     """A config dict that does not describe a valid run; the message is shown to the user."""
+
+
+class JSONConfig:
+    """JSON in and out for a frozen config dataclass: ``to_json`` writes what ``from_dict``
+    reads back (unknown fields or bad values raise ConfigError)."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return from_dict(cls, d)
 
 
 @functools.cache

@@ -7,12 +7,11 @@ same config gives the same run everywhere.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 
 import torch
 
-from .config import from_dict
+from .config import JSONConfig
 from .data import COUPLINGS, MAX_POINTS, SAMPLERS, points_sampler, sample
 from .methods.fm import fm_objective
 from .methods.instaflow import InstaFlowPipeline, InstaFlowRun
@@ -25,7 +24,7 @@ from .train import OptimConfig, TrainState, init_state
 
 
 @dataclass(frozen=True)
-class FMRun:
+class FMRun(JSONConfig):
     source: str = "gaussian"  # a flowviz.data.SAMPLERS name, or "upload"
     target: str = "moons"
     coupling: str = "independent"  # or "ot" (minibatch optimal transport)
@@ -35,14 +34,6 @@ class FMRun:
     batch: int = 512
     model: MLPConfig = field(default_factory=MLPConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """The run of a JSON dict; unknown fields or bad values raise config.ConfigError."""
-        return from_dict(cls, d)
 
     def check(self) -> None:
         """Values a run can train with, within what one shared classroom server should run."""
@@ -230,7 +221,7 @@ def build_meanflow(cfg: MeanFlowRun, device="cpu",
 
 
 @dataclass(frozen=True)
-class ReflowRun:
+class ReflowRun(JSONConfig):
     """k-rectified flow (article §3): the 1-RF ``base``, then rounds 2..``rounds``, each trained
     on pairs solved from the previous round's ODE with ``reflow``'s settings. Round k + 1's noise
     is drawn with seed base.data_seed + 100 + k, and its real points (inverted for the p_real
@@ -240,8 +231,6 @@ class ReflowRun:
     reflow: ReflowConfig = field(default_factory=ReflowConfig)
     rounds: int = 2
 
-    to_json = FMRun.to_json
-    from_dict = classmethod(from_dict)
 
     def check(self) -> None:
         self.base.check()

@@ -8,7 +8,6 @@ same data with the same seeds) and returns named figures, the arrays behind them
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import torch
 
 from . import data, viz
 from .analysis import coupling_metrics, field_on, grid, path_metrics
+from .config import JSONConfig
 from .exact import ExactField
 from .methods.meanflow import trajectory
 from .metrics import energy_distance
@@ -30,7 +30,7 @@ LIM = 4.5
 
 
 @dataclass(frozen=True)
-class FigureSpec:
+class FigureSpec(JSONConfig):
     """Everything a page's exact-field figures depend on (the sidebar and the page's slider)."""
 
     page: str = "straight_pairs"
@@ -39,9 +39,6 @@ class FigureSpec:
     n_data: int = 1000
     h: float = 0.05
     t: float = 0.5
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
 
     def command(self, out: str = "figures") -> str:
         """The equivalent command line."""

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..config import from_dict
+from ..config import JSONConfig
 from ..device import cuda_graphed
 from ..methods import meanflow, shortcut
 from ..methods.distill import distill_objective, one_step
@@ -47,7 +46,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 @dataclass(frozen=True)
-class ImageRun:
+class ImageRun(JSONConfig):
     method: str = "fm"  # a METHODS name
     data: str = "digits"  # "digits" (scikit-learn, offline) or "cifar10" (a local folder)
     size: int = 16  # digits side (8: native; larger: bilinear upsampling); CIFAR is 32
@@ -101,13 +100,6 @@ class ImageRun:
                              "its JVP target is replayed as a CUDA graph of its own")
         if not 0.0 <= self.label_drop < 1.0:
             raise ValueError("label_drop must be in [0, 1)")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ImageRun:
-        return from_dict(cls, d)
 
     @property
     def n_scalars(self) -> int:

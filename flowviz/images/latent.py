@@ -12,7 +12,6 @@ its samples decode after loading; ``python -m flowviz image latent`` trains one 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import from_dict
+from ..config import JSONConfig
 from ..device import describe
 from ..methods.fm import fm_objective
 from ..methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
@@ -124,7 +123,7 @@ class Encoder:
 
 
 @dataclass(frozen=True)
-class LatentRun:
+class LatentRun(JSONConfig):
     encoder: str = "pca"  # an ENCODERS name
     k: int = 16  # code size
     ae_steps: int = 600
@@ -145,13 +144,6 @@ class LatentRun:
             raise ValueError("need 1 <= k <= 256 and a size in 4..64 divisible by 4")
         if self.encoder == "pca" and self.k > self.size**2:
             raise ValueError(f"PCA keeps at most size² = {self.size**2} components")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LatentRun:
-        return from_dict(cls, d)
 
 
 def encoder_settings(run: LatentRun) -> dict:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from functools import partial
 
 import torch
 
+from ..config import JSONConfig
 from ..data import EIGHT_GAUSSIAN_NAMES, SAMPLERS
 from ..exact import ExactField, vp_pf_ode_drift
 from ..models import MLPConfig, TimeMLP
@@ -107,7 +107,7 @@ def condition_probs(n_classes: int, rare: int = -1, share: float = 0.0) -> torch
 
 
 @dataclass(frozen=True)
-class InstaFlowRun:
+class InstaFlowRun(JSONConfig):
     """The whole pipeline as one frozen, JSON-serialisable config (page, CLI and benchmark)."""
 
     target: str = "8gaussians"  # a CONDITIONS name
@@ -145,9 +145,6 @@ class InstaFlowRun:
     @property
     def n_classes(self) -> int:
         return len(CONDITIONS[self.target])
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def from_dict(cls, d: dict) -> InstaFlowRun:
