@@ -121,13 +121,15 @@ def _size(f) -> int | None:
     return None
 
 
-def load_all(path_or_file, device="cpu", kind: str | None = None,
+def load_all(path_or_file, device="cpu", kind: str | tuple[str, ...] | None = None,
              uploaded: torch.Tensor | None = None) -> tuple[object, dict]:
-    """(run, {phase name: state}) rebuilt from a checkpoint written by ``save``; ``kind``
-    refuses a checkpoint of another model kind with a clear message."""
+    """(run, {phase name: state}) rebuilt from a checkpoint written by ``save``; ``kind`` (one
+    or a tuple) refuses a checkpoint of another model kind with a clear message."""
     ck = read(path_or_file)
-    if kind is not None and ck["kind"] != kind:
-        raise CheckpointError(f"This checkpoint holds a {ck['kind']!r} model, not {kind!r}.")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and ck["kind"] not in kinds:
+        raise CheckpointError(f"This checkpoint holds a {ck['kind']!r} model, not "
+                              f"{' or '.join(map(repr, kinds))}.")
     try:
         run = KINDS[ck["kind"]].from_dict(ck["config"])
     except ConfigError as e:
@@ -215,9 +217,14 @@ def load_fm(path_or_file, device="cpu") -> tuple[FMRun, TrainState]:
 def load_latent(path_or_file, device="cpu") -> tuple[LatentRun, Encoder, TrainState]:
     """(run, its encoder, the flow on its codes) of a latent checkpoint."""
     run, done = load_all(path_or_file, device, "latent")
+    return run, *latent_phases(done)
+
+
+def latent_phases(done: dict) -> tuple[Encoder, TrainState]:
+    """(encoder, flow) of a loaded latent checkpoint's phases."""
     if "run" not in done:
         raise CheckpointError("The checkpoint holds an encoder but no trained flow.")
-    return run, done["encoder"], done["run"]
+    return done["encoder"], done["run"]
 
 
 def load_upload(name: str, raw: bytes, cls, device="cpu", uploaded: torch.Tensor | None = None):

@@ -159,10 +159,11 @@ def sample_sets(path, n: int = 1000, seed: int = 1, device="cpu", nfe_list=None,
     latent``): first the first n images themselves ("data") and their reconstructions D(E(x))
     ("reconstruction": what a perfect flow on these codes would score), then its decoded
     samples per NFE."""
-    if checkpoint.read(path)["kind"] == "latent":
-        from .latent import decoded, latent_images, latent_noise
+    from .latent import LatentRun, decoded, latent_images, latent_noise
 
-        run, enc, state = checkpoint.load_latent(path, device)
+    run, done = checkpoint.load_all(path, device, ("image", "latent"))
+    if isinstance(run, LatentRun):
+        enc, state = checkpoint.latent_phases(done)
         x, z0 = latent_images(run, device), latent_noise(run, n, seed, device)
         row = {"checkpoint": str(path), "method": run.method, "encoder": run.encoder, "k": run.k}
 
@@ -175,7 +176,7 @@ def sample_sets(path, n: int = 1000, seed: int = 1, device="cpu", nfe_list=None,
                 yield {**row, "what": "samples", "nfe": k}, decoded(run, enc, state.sampler_model,
                                                                     z0, k), None
         return x, latent_sets()
-    run, state = load(path, device)
+    state = done["run"]  # sampling only: a ReFlow / distill teacher is not needed (cf. load)
     x0 = noise(run, n, seed, device)
     lab = class_labels(run, n, device) if run.conditional else None
 

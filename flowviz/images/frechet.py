@@ -2,7 +2,7 @@
 Fréchet distance between Gaussian fits of its penultimate features (the FID recipe of Heusel et
 al. 2017 with this classifier in place of Inception). It is labelled "classifier-feature
 Fréchet distance" everywhere and is NOT comparable with published FIDs; standard FID needs
-torch-fidelity or clean-fid with Inception weights already on disk (``standard_fid_status``).
+torch-fidelity and Inception weights already on disk (flowviz.images.fid).
 """
 
 from __future__ import annotations

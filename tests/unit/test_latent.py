@@ -125,6 +125,9 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys):
     capsys.readouterr()
     assert main(["image", "eval", str(cut), "--classifier", CLASSIFIER]) == 2
     assert "error: Not a readable checkpoint" in capsys.readouterr().err
+    assert main(["image", "eval", "assets/presets/meanflow-moons.pt", "--classifier",
+                 CLASSIFIER]) == 2  # a 2-D run: neither an image nor a latent checkpoint
+    assert "holds a 'meanflow' model, not 'image' or 'latent'" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"encoder": "vae"}))
     assert main(["image", "latent", "--config", str(bad), "--out", str(junk)]) == 2
