@@ -398,25 +398,31 @@ def latent_path(method: str) -> Path:
     return PRESETS / f"latent-ae-{method}.pt"
 
 
-@st.cache_resource(show_spinner="Loading the latent presets…")
-def latent_presets(stamp: str = "") -> dict:
-    """method -> (run, encoder, flow state) of each latent preset found (``stamp``: their
-    digests). A broken file raises CheckpointError."""
-    return {m: checkpoint.load_latent(latent_path(m)) for m in LATENT_METHODS
-            if latent_path(m).is_file()}
-
-
 def latent_grids(run, enc, flow, z0) -> dict:
-    """NFE -> uint8 grid of the decoded samples from z0, and "seconds" all of them took."""
+    """NFE -> uint8 grid of the decoded samples from z0, and "sampling_seconds": all of them."""
     t0 = time.perf_counter()
     out = {k: to_grid(decoded(run, enc, flow, z0, k), 4) for k in LATENT_NFES}
-    return {**out, "seconds": time.perf_counter() - t0}
+    return {**out, "sampling_seconds": time.perf_counter() - t0}
 
 
-@st.cache_data(show_spinner=False)
-def preset_latent_grids(method: str, seed: int, stamp: str) -> dict:
-    run, enc, state = latent_presets(stamp)[method]
-    return latent_grids(run, enc, state.sampler_model, latent_noise(run, N_GRID, seed))
+@cached(show_spinner="Decoding the latent presets (once: then kept on disk)…")
+def latent_overview(seed: int, stamp: str) -> dict:
+    """What the latent presets tab shows, computed once (``stamp``: the files' digests): the
+    shared autoencoder's settings and reconstructions, and per method its size, training and
+    decoded grids from the same z0. A broken file raises CheckpointError; none: {}."""
+    pre = {m: checkpoint.load_latent(latent_path(m)) for m in LATENT_METHODS
+           if latent_path(m).is_file()}
+    if not pre:
+        return {}
+    run, enc, _ = next(iter(pre.values()))
+    return {"k": run.k, "size": run.size, "ae_steps": run.ae_steps, "first": run.method,
+            "fit_seconds": enc.seconds, "machine": enc.machine, "recon": reconstruction(enc),
+            "shared": all(same_weights(e.net, enc.net) for _, e, _ in pre.values()),
+            "methods": {m: {"params": n_params(flow.sampler_model), "steps": flow.step,
+                            "seconds": flow.seconds,
+                            **latent_grids(r, e, flow.sampler_model, latent_noise(r, N_GRID, seed))}
+                        for m, (r, e, flow) in pre.items()},
+            "sampled_on": describe()}
 
 
 @st.cache_data(show_spinner=False)
@@ -448,16 +454,23 @@ def latent_row(label: str, g: dict, q: pd.DataFrame) -> None:
                 width="stretch")
 
 
-def reconstructions(enc, label: str, fit: str) -> None:
-    """16 digits beside their decoded codes D(E(x)), tiles as large as the sample grids'."""
+def reconstruction(enc) -> dict:
+    """16 digits and their decoded codes D(E(x)) as grids, and the MSE over all digits."""
     x = imdata.digits(16)[0]
+    with torch.no_grad():
+        rec = enc.decode(enc.encode(x[:16]))
+    return {"digits": to_grid(x[:16], 4), "decoded": to_grid(rec, 4), "n": len(x),
+            "mse": reconstruction_mse(enc, x)}
+
+
+def reconstructions(r: dict, label: str, fit: str) -> None:
+    """16 digits beside their decoded codes D(E(x)), tiles as large as the sample grids'."""
     cols = st.columns([1.3, 1, 1, 2])
     cols[0].markdown(label)
-    cols[1].image(drawn(to_grid(x[:16], 4)), caption="Digits x", width="stretch")
-    cols[2].image(drawn(to_grid(enc.decode(enc.encode(x[:16])), 4)), width="stretch",
-                  caption="Decoded codes D(E(x))")
-    cols[3].caption(f"Reconstruction MSE {reconstruction_mse(enc, x):.4f} over all {len(x)} "
-                    f"digits (pixels in [−1, 1]){fit}.")
+    cols[1].image(drawn(r["digits"]), caption="Digits x", width="stretch")
+    cols[2].image(drawn(r["decoded"]), width="stretch", caption="Decoded codes D(E(x))")
+    cols[3].caption(f"Reconstruction MSE {r['mse']:.4f} over all {r['n']} digits (pixels in "
+                    f"[−1, 1]){fit}.")
 
 
 def latent_quality_table(q: pd.DataFrame) -> pd.DataFrame:
@@ -478,49 +491,45 @@ def latent_presets_view(seed: int) -> None:
     stamp = "".join(store.file_digest(str(latent_path(m))) for m in LATENT_METHODS
                     if latent_path(m).is_file())
     try:
-        pre = latent_presets(stamp)
+        ov = latent_overview(seed, stamp)
     except checkpoint.CheckpointError as e:
         st.error(f"A latent preset could not be loaded: {e} Retrain them with "
                  "`bash assets/presets/images/train_latent.sh`, or train live.")
         return
-    if not pre:
+    if not ov:
         st.info("No latent presets (assets/presets/images/latent-ae-*.pt): run "
                 "`bash assets/presets/images/train_latent.sh`, or train live.")
         return
     q = latent_quality(store.file_digest(str(LATENT_QUALITY)) if LATENT_QUALITY.is_file()
                        else "")
-    run, enc, _ = next(iter(pre.values()))
-    st.markdown(f"**Presets trained on a CPU**: one conv autoencoder (k = {run.k} codes of the "
-                f"{run.size}×{run.size} digits), then flow matching, Shortcut and MeanFlow on "
-                "its codes; every sample below is a decoded code D(z1).")
-    ref = {r.what: r for r in q[q.checkpoint.str.endswith(latent_path(run.method).name)]
+    k = ov["k"]
+    st.markdown(f"**Presets trained on a CPU**: one conv autoencoder (k = {k} codes of the "
+                f"{ov['size']}×{ov['size']} digits), then flow matching, Shortcut and MeanFlow "
+                "on its codes; every sample below is a decoded code D(z1).")
+    ref = {r.what: r for r in q[q.checkpoint.str.endswith(latent_path(ov["first"]).name)]
            .itertuples()} if len(q) else {}
-    reconstructions(enc, f"**Autoencoder**  \nk = {run.k}, {run.ae_steps} steps, "
-                    f"{enc.seconds:.0f} s", "" if not ref else
+    reconstructions(ov["recon"], f"**Autoencoder**  \nk = {k}, {ov['ae_steps']} steps, "
+                    f"{ov['fit_seconds']:.0f} s", "" if not ref else
                     f"; {METRIC} of {ref['reconstruction'].n} reconstructions "
                     f"{ref['reconstruction'].fd:.1f} (the first {ref['data'].n} digits "
                     f"themselves: {ref['data'].fd:.1f})")
     latent_header("**method** (flow training)")
-    took = 0.0
-    for m, (_, _, state) in pre.items():
-        g = preset_latent_grids(m, seed, stamp)
-        took += g["seconds"]
-        latent_row(f"{LABELS[m]}  \n{n_params(state.sampler_model) / 1e3:.0f}k parameters  \n"
-                   f"{state.step} steps in {state.seconds:.0f} s", g,
+    for m, g in ov["methods"].items():
+        latent_row(f"{LABELS[m]}  \n{g['params'] / 1e3:.0f}k parameters  \n"
+                   f"{g['steps']} steps in {g['seconds']:.0f} s", g,
                    q[(q.what == "samples") & (q.method == m)] if len(q) else q)
-    shared = all(same_weights(e.net, enc.net) for _, e, _ in pre.values())
+    took = sum(g["sampling_seconds"] for g in ov["methods"].values())
     sizes = ", ".join(f"{latent_path(m).name} {latent_path(m).stat().st_size / 2**10:.0f} KiB"
-                      for m in pre)
+                      for m in ov["methods"])
     st.caption(
         f"The same {N_GRID} codes z0 ~ N(0, I) (seed {seed}) for every method and NFE. Trained "
-        f"on {enc.machine} by `python -m flowviz image latent --config "
+        f"on {ov['machine']} by `python -m flowviz image latent --config "
         "assets/presets/images/latent-ae-<method>.json` (all three: "
         "`bash assets/presets/images/train_latent.sh`). The autoencoder "
-        + ("is shared by the flows (identical weights); " if shared else
+        + ("is shared by the flows (identical weights); " if ov["shared"] else
            "differs between the presets; ")
-        + f"each flow is the 2-D pages' MLP on the {run.k} code dimensions. Files: {sizes}. "
-        f"Sampling and decoding these grids took {took:.2f} s on "
-        f"{describe()}.")
+        + f"each flow is the 2-D pages' MLP on the {k} code dimensions. Files: {sizes}. "
+        f"Sampling and decoding these grids took {took:.2f} s on {ov['sampled_on']}.")
     if len(q):
         st.markdown("**Quality vs NFE of the decoded samples**")
         st.dataframe(latent_quality_table(q), hide_index=True)
@@ -546,9 +555,10 @@ with tab_latent:
         lmethod = c3.selectbox("Method", LATENT_METHODS, format_func=LABELS.get,
                                key="lat_method")
         enc, fit, z = encoder(enc_kind, k)
-        reconstructions(enc, f"**{'PCA' if enc_kind == 'pca' else 'Autoencoder'}**  \n"
-                        f"k = {k}, fitted in {enc.seconds:.1f} s",
-                        f"; variance kept {fit:.1%}" if enc_kind == "pca" else "")
+        name = "PCA" if enc_kind == "pca" else "Autoencoder"
+        reconstructions(reconstruction(enc), f"**{name}**  \nk = {k}, fitted in "
+                        f"{enc.seconds:.1f} s", f"; variance kept {fit:.1%}" if enc_kind == "pca"
+                        else "")
         lrun = LatentRun(encoder=enc_kind, k=k, method=lmethod)
         lstate = live_training(f"lat:{enc_kind}:{k}:{lmethod}", lambda: build_latent(lrun, z),
                                chunk=100, meta={"run": lrun})

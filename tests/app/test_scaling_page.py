@@ -59,7 +59,7 @@ def test_latent_tab_opens_on_presets_and_trains_a_flow_on_codes_live():
     what the checkpoints decode. Train live: PCA codes, a flow trained on them."""
     from flowviz import store
     from flowviz.images.latent import LATENT_METHODS, decoded, latent_noise
-    from views.scaling import LATENT_NFES, latent_path, preset_latent_grids
+    from views.scaling import LATENT_NFES, latent_overview, latent_path
 
     at = open_page()
     caps = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs]
@@ -74,7 +74,7 @@ def test_latent_tab_opens_on_presets_and_trains_a_flow_on_codes_live():
     stamp = "".join(store.file_digest(str(latent_path(m))) for m in LATENT_METHODS)
     run, enc, state = checkpoint.load_latent(latent_path("meanflow"))
     want = to_grid(decoded(run, enc, state.sampler_model, latent_noise(run, 16, 0), 1), 4)
-    assert np.array_equal(preset_latent_grids("meanflow", 0, stamp)[1], want)
+    assert np.array_equal(latent_overview(0, stamp)["methods"]["meanflow"][1], want)
 
     at.radio(key="lat_mode").set_value("Train live").run()
     at.select_slider(key="lat_k").set_value(4).run()
