@@ -118,6 +118,9 @@ def measure(name, step, batch, n, warm, rows, **extra):
         torch.cuda.empty_cache()
 
 
+UNGRAPHED = {"shortcut": " target ungraphed", "meanflow": " JVP target ungraphed"}  # row names
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--batch", type=int, default=128)
@@ -178,9 +181,10 @@ def main(argv=None) -> int:
     variants = [("fm", "fp32", False, ""), ("fm", "bf16", True, ""),
                 ("shortcut", "fp32", False, ""), ("shortcut", "bf16", True, ""),
                 ("meanflow", "fp32", False, ""), ("meanflow", "bf16", True, "")]
-    # MeanFlow with its JVP target launched kernel by kernel (graph_target False): the cost the
-    # CUDA graph saves
-    variants += [("meanflow", "fp32", False, "ungraphed"), ("meanflow", "bf16", True, "ungraphed")]
+    # Shortcut and MeanFlow with their no-grad targets launched kernel by kernel (graph_target
+    # False): the cost the CUDA graph saves
+    variants += [(m, p, p == "bf16", "ungraphed") for m in ("shortcut", "meanflow")
+                 for p in ("fp32", "bf16")]
     if not a.skip_compile:  # "reduce-overhead": torch.compile with CUDA graphs (fixed shapes)
         variants += [(m, "bf16", True, mode) for m, mode in a.compiled]
     for method, prec, cl, mode in variants:
@@ -190,7 +194,7 @@ def main(argv=None) -> int:
                                   graph_target=mode != "ungraphed")
         name = f"flowviz loop {method} {prec}{' channels_last' if cl else ''}" \
                f"{f' compile {mode}' if comp else ''}" \
-               f"{' JVP target ungraphed' if mode == 'ungraphed' else ''}"
+               f"{UNGRAPHED[method] if mode == 'ungraphed' else ''}"
         try:
             state, step = project_loop(run, dev, images)
         except Exception as e:  # noqa: BLE001

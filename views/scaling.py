@@ -11,6 +11,7 @@
 """
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -68,16 +69,17 @@ def fid_status() -> str:
 
 def step_ratios(rows: list[dict]) -> list[dict]:
     """Per mode of a bench_images run (the row name after the method): Shortcut's and
-    MeanFlow's ms per step over FM's in that mode ('–' where one was not run); MeanFlow also
-    with its JVP target launched kernel by kernel (rows named '... JVP target ungraphed')."""
+    MeanFlow's ms per step over FM's in that mode ('–' where one was not run); also with their
+    no-grad targets launched kernel by kernel (rows named '... target ungraphed')."""
     cols = {"shortcut": "Shortcut / FM", "meanflow": "MeanFlow / FM",
+            "shortcut ungraphed": "Shortcut, target ungraphed / FM",
             "meanflow ungraphed": "MeanFlow, JVP target ungraphed / FM"}
     by: dict[str, dict] = {}
     for r in rows:
         if "ms" in r and r.get("method") and "batch_size" not in r:
             name, method = r["name"], r["method"]
-            if name.endswith(UNGRAPHED):
-                name, method = name.removesuffix(UNGRAPHED), method + " ungraphed"
+            if UNGRAPHED.search(name):
+                name, method = UNGRAPHED.sub("", name), method + " ungraphed"
             mode = name.split(r["method"], 1)[1].strip()
             mode += "" if "compile" in mode else " eager"
             by.setdefault(mode, {})[method] = r["ms"]
@@ -86,7 +88,7 @@ def step_ratios(rows: list[dict]) -> list[dict]:
             for mode, v in by.items() if "fm" in v]
 
 
-UNGRAPHED = " JVP target ungraphed"  # benchmarks/bench_images.py's row suffix
+UNGRAPHED = re.compile(r" (JVP )?target ungraphed$")  # benchmarks/bench_images.py's suffix
 
 
 def bench_rows(b: dict) -> pd.DataFrame:

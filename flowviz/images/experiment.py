@@ -68,8 +68,9 @@ class ImageRun(JSONConfig):
     # as graphs, no per-kernel launch cost; needs fixed shapes: FM and Shortcut, not MeanFlow,
     # whose JVP target is a CUDA graph of its own), "max-autotune"...
     compile_mode: str = "default"
-    # on a GPU, MeanFlow's no-grad JVP target (~700 small kernels) is replayed as one CUDA graph
-    # (flowviz.device.cuda_graphed), compiled or not; False: launched eagerly
+    # on a GPU, the no-grad targets are replayed as one CUDA graph (flowviz.device.cuda_graphed):
+    # MeanFlow's JVP (~700 small kernels), compiled or not; Shortcut's half steps when not
+    # compiled (compiled, they are compiled with the network); False: launched eagerly
     graph_target: bool = True
     # class-conditional FM (model.n_classes > 0): label dropout p of classifier-free guidance,
     # and the guidance weight w that sampling uses by default
@@ -206,10 +207,11 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
     for m in (state.model, state.ema):
         if m is not None:
             set_precision(m, torch.bfloat16 if run.precision == "bf16" else None)
-    if run.method == "meanflow" and run.graph_target and device.type == "cuda":
-        state.objective.target = cuda_graphed(state.objective.target)
     if run.compile:
         compile_state(state, run)
+    if run.graph_target and device.type == "cuda" and (
+            run.method == "meanflow" or run.method == "shortcut" and not run.compile):
+        state.objective.target = cuda_graphed(state.objective.target)
     return state
 
 
@@ -220,8 +222,10 @@ def compile_state(state: TrainState, run: ImageRun) -> None:
     a CUDA graph on a GPU, captured eagerly through the compiled network."""
     mode = None if run.compile_mode == "default" else run.compile_mode
     state.model.compile(mode=mode)
-    if run.method == "shortcut":
-        state.objective.target = torch.compile(state.objective.target, mode=mode)
+    if run.method == "shortcut":  # compiled instead of graphed (build_image graphs it eagerly)
+        target = state.objective.target
+        state.objective.target = torch.compile(
+            target.fn if isinstance(target, cuda_graphed) else target, mode=mode)
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ from ..solvers import Solution, solve
 from .fm import trailing_rows
 
 TIME_SAMPLERS = ("uniform", "logit_normal")
+TANGENTS = ("conditional", "model")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class MeanFlowConfig:
     p: float = 1.0  # adaptive weight w = 1 / (||Δ||² + c)^p (Geng et al. §4.3); 0: plain MSE
     c: float = 1e-3
     fm_warmup: int = 0  # warm start: the first steps train the same net as plain FM (r = t)
+    # the JVP's x direction: "conditional" v = x1 - x0 (Geng et al. 2025), or "model" the net's
+    # own v_θ(x_t, t) = u(x_t, t, t), an estimate of the marginal velocity without the pair's
+    # noise (improved MeanFlow, Geng et al., Dec 2025); the regression target keeps x1 - x0
+    tangent: str = "conditional"
     n_buckets: int = 5  # the loss is also logged per bucket of t (stability monitor)
 
     def __post_init__(self):
@@ -48,6 +53,8 @@ class MeanFlowConfig:
             raise ValueError("frac_neq must be in [0, 1]")
         if self.time_sampler not in TIME_SAMPLERS:
             raise ValueError(f"time_sampler must be one of {TIME_SAMPLERS}")
+        if self.tangent not in TANGENTS:
+            raise ValueError(f"tangent must be one of {TANGENTS}")
         if self.p < 0 or self.c <= 0:
             raise ValueError("need p >= 0 and c > 0")
 
@@ -91,22 +98,30 @@ def sample_times(n: int, cfg: MeanFlowConfig, generator=None, frac_neq: float | 
 
 
 @torch.no_grad()
-def meanflow_target(u, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, v: torch.Tensor):
+def meanflow_target(u, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, v: torch.Tensor,
+                    tangent: str = "conditional"):
     """u_tgt = v + (r - t) du/dt under stop-gradient (§6.2), with du/dt = [∂_x u, ∂_t u, ∂_r u] ·
-    (v, 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). Returns (u_tgt, (r - t) du/dt)."""
-    _, dudt = torch.func.jvp(u, (xt, t, r), (v, torch.ones_like(t), torch.zeros_like(r)))
+    (v', 1, 0) from ONE forward-mode JVP (§6.1, eq. meanflow2). The x direction v' is v itself
+    (``tangent="conditional"``) or the network's own instantaneous velocity u(x_t, t, t)
+    (``"model"``: the iMF tangent, one more forward pass). Given x_t, the conditional direction
+    averages to the marginal velocity, which u(x_t, t, t) estimates without the pair's noise.
+    Returns (u_tgt, (r - t) du/dt)."""
+    direction = v if tangent == "conditional" else u(xt, t, t)
+    _, dudt = torch.func.jvp(u, (xt, t, r), (direction, torch.ones_like(t), torch.zeros_like(r)))
     term = _bcast(r - t, xt) * dudt
     return v + term, term
 
 
 def meanflow_loss(u, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, r: torch.Tensor,
                   p: float = 1.0, c: float = 1e-3, path=LinearPath(), n_buckets: int = 0,
-                  n_neq: int | None = None, target=meanflow_target):
+                  n_neq: int | None = None, target=meanflow_target,
+                  tangent: str = "conditional"):
     """The MeanFlow loss on one batch and its parts.
 
     The last ``n_neq`` rows have r > t and regress on the identity's target (``target``: the
-    JVP: :func:`meanflow_target`, or its CUDA-graphed copy); the rows before them have r = t and
-    regress on v (flow matching: no JVP is spent on them; for r = t its term is 0 anyway).
+    JVP: :func:`meanflow_target`, or its CUDA-graphed copy, along ``tangent``); the rows before
+    them have r = t and regress on v (flow matching: no JVP is spent on them; for r = t its term
+    is 0 anyway).
     ``n_neq=None`` counts the rows with r > t (one read from the device) and checks they come
     last. Per row, Δ = u_θ - sg(u_tgt) and the loss is sg(w) ||Δ||², w = 1 / (||Δ||² + c)^p
     (adaptive weighting; p = 0 is plain MSE). Returns (loss, logs): "mse_fm" and "mse_mean"
@@ -121,7 +136,7 @@ def meanflow_loss(u, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, r: tor
     nan = x0.new_tensor(float("nan"))
     goal, jvp, jvp_max = v, nan, nan
     if n_neq:
-        tgt, term = target(u, xt[s:], t[s:], r[s:], v[s:])
+        tgt, term = target(u, xt[s:], t[s:], r[s:], v[s:], tangent)
         goal = torch.cat([v[:s], tgt])
         norms = term.flatten(1).norm(dim=1)
         jvp, jvp_max = norms.mean(), norms.max()
@@ -168,7 +183,8 @@ class MeanFlowObjective:
         frac = 0.0 if warm else cfg.frac_neq
         t, r = sample_times(self.batch, cfg, g, frac)
         loss, logs = meanflow_loss(model, x0, x1, t.to(dev), r.to(dev), cfg.p, cfg.c, self.path,
-                                   cfg.n_buckets, interval_rows(self.batch, frac), self.target)
+                                   cfg.n_buckets, interval_rows(self.batch, frac), self.target,
+                                   cfg.tangent)
         return loss, {k: v.detach() for k, v in logs.items()}
 
 

@@ -13,7 +13,14 @@ import torch
 from flowviz import checkpoint
 from flowviz.cli import main
 from flowviz.images import data as imdata
-from flowviz.images.experiment import ImageRun, UNetMeanVelocity, build_image, generate, noise
+from flowviz.images.experiment import (
+    ImageRun,
+    UNetMeanVelocity,
+    build_image,
+    compile_state,
+    generate,
+    noise,
+)
 from flowviz.images.frechet import frechet_distance
 from flowviz.images.grid import to_grid
 from flowviz.models import TimeUNet, UNetConfig
@@ -217,29 +224,44 @@ def test_gpu_bf16_channels_last_compile_step(method, mode):
                                                       strict=True))
 
 
-def test_meanflow_target_is_graphed_only_on_a_gpu():
-    """On a CPU the JVP target is the plain function, whatever graph_target says."""
+def test_targets_are_graphed_only_on_a_gpu():
+    """On a CPU the no-grad targets are the plain functions, whatever graph_target says."""
     from flowviz.methods.meanflow import meanflow_target
+    from flowviz.methods.shortcut import shortcut_target
 
-    run = dataclasses.replace(RUN, method="meanflow")
-    assert build_image(run, "cpu").objective.target is meanflow_target
+    for method, fn in (("meanflow", meanflow_target), ("shortcut", shortcut_target)):
+        run = dataclasses.replace(RUN, method=method)
+        assert build_image(run, "cpu").objective.target is fn
 
 
 @pytest.mark.gpu
-def test_gpu_meanflow_graphed_target_trains_as_the_eager_one():
-    """An eager MeanFlow run on a GPU replays its JVP target as a CUDA graph (graph_target, the
-    default); its losses over a few steps equal those of the same run with the target launched
-    eagerly (same seeds: same batches)."""
+@pytest.mark.parametrize("method", ["shortcut", "meanflow"])
+def test_gpu_graphed_target_trains_as_the_eager_one(method):
+    """An eager Shortcut or MeanFlow run on a GPU replays its no-grad target as a CUDA graph
+    (graph_target, the default); its losses over a few steps equal those of the same run with
+    the target launched eagerly (same seeds: same batches). MeanFlow also along its own field
+    (tangent "model")."""
     from flowviz.device import cuda_graphed
 
-    losses = []
-    for graph in (True, False):
-        run = dataclasses.replace(RUN, method="meanflow", graph_target=graph)
+    runs = [dataclasses.replace(RUN, method=method)]
+    if method == "meanflow":
+        runs.append(dataclasses.replace(runs[0], meanflow=dataclasses.replace(
+            RUN.meanflow, tangent="model")))
+    for base in runs:
+        losses = []
+        for graph in (True, False):
+            state = build_image(dataclasses.replace(base, graph_target=graph), "cuda")
+            assert isinstance(state.objective.target, cuda_graphed) == graph
+            train_steps(state, 4, log_every=1)
+            losses.append(torch.tensor([h["loss"] for h in state.history]))
+        assert losses[0].isfinite().all() and torch.allclose(*losses, rtol=1e-3, atol=1e-5)
+    if method == "shortcut":  # `image train --compile`: compile_state after build_image
+        run = runs[0]
         state = build_image(run, "cuda")
-        assert isinstance(state.objective.target, cuda_graphed) == graph
-        train_steps(state, 4, log_every=1)
-        losses.append(torch.tensor([h["loss"] for h in state.history]))
-    assert losses[0].isfinite().all() and torch.allclose(*losses, rtol=1e-3, atol=1e-5)
+        compile_state(state, dataclasses.replace(run, compile=True))
+        assert not isinstance(state.objective.target, cuda_graphed)
+        train_steps(state, 2, log_every=1)
+        assert all(math.isfinite(h["loss"]) for h in state.history)
 
 
 @pytest.mark.gpu

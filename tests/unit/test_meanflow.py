@@ -103,6 +103,41 @@ def test_exact_mean_velocity_is_a_fixed_point_of_the_identity():
     assert (tgt_wrong - u(x, t, r)).abs().max() > 1e-2
 
 
+def test_model_tangent_replaces_the_pair_velocity_by_the_net_own_field():
+    """tangent="model" (iMF): the JVP runs along u(x_t, t, t). For the closed-form u, whose
+    u(x, t, t) is the marginal v, the target is the pair's v plus the exact (r - t) du/dt,
+    u(x, t, r) - v(x, t), whatever the pair; finite differences of a random net along its own
+    field agree."""
+
+    class Exact(GaussianMean):
+        def forward(self, x, t, r):
+            same = col(r == t)
+            return torch.where(same, self.velocity(x, t), super().forward(x, t, r + same[:, 0]))
+
+    u = Exact()
+    _, _, t, r = batch(200)
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    v_pair = torch.randn(200, 2, generator=g, dtype=torch.float64)  # any noisy pair velocity
+    tgt, term = mf.meanflow_target(u, x, t, r, v_pair, "model")
+    assert torch.allclose(term, u(x, t, r) - u.velocity(x, t), atol=1e-10)
+    assert torch.allclose(tgt, v_pair + term)
+    cond, _ = mf.meanflow_target(u, x, t, r, v_pair)  # the pair's own direction: not exact
+    assert (cond - tgt).abs().max() > 1e-2
+
+    net = tiny(seed=3)
+    x0, x1, t, r = batch(seed=3)
+    xt = (1 - col(t)) * x0 + col(t) * x1
+    _, term = mf.meanflow_target(net, xt, t, r, x1 - x0, "model")
+    eps = 1e-6
+    with torch.no_grad():
+        d = net(xt, t, t)
+        fd = (net(xt + eps * d, t + eps, r) - net(xt - eps * d, t - eps, r)) / (2 * eps)
+    assert torch.allclose(term, col(r - t) * fd, rtol=1e-5, atol=1e-7 * fd.abs().max())
+    with pytest.raises(ValueError, match="tangent"):
+        mf.MeanFlowConfig(tangent="marginal")
+
+
 def test_mean_velocity_of_the_exact_field_is_recovered_by_integration():
     """ExactField for one data point widened by h = S is exactly N(M, S^2 I): the mean velocity
     read off its RK4 trajectories equals the closed form at every grid pair t < r."""
