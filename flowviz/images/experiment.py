@@ -43,6 +43,7 @@ PRECISIONS = ("fp32", "bf16")
 NFES = (1, 2, 4, 8, 16, 32, 64, 128)
 N_CLASSES = {"digits": 10, "cifar10": 10}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that replay CUDA graphs
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ class ImageRun(JSONConfig):
     # as graphs, no per-kernel launch cost; needs fixed shapes: FM and Shortcut, not MeanFlow,
     # whose JVP target is a CUDA graph of its own), "max-autotune"...
     compile_mode: str = "default"
-    # on a GPU, the no-grad targets are replayed as one CUDA graph (flowviz.device.cuda_graphed):
-    # MeanFlow's JVP (~700 small kernels), compiled or not; Shortcut's half steps when not
-    # compiled (compiled, they are compiled with the network); False: launched eagerly
+    # on a GPU, the no-grad targets (MeanFlow's JVP: ~700 small kernels; Shortcut's half steps)
+    # are replayed as one CUDA graph (flowviz.device.cuda_graphed), unless a compile mode with
+    # CUDA graphs compiles Shortcut's with the network; False: launched (or compiled) as is
     graph_target: bool = True
     # class-conditional FM (model.n_classes > 0): label dropout p of classifier-free guidance,
     # and the guidance weight w that sampling uses by default
@@ -126,6 +127,21 @@ def image_data(run: ImageRun, device="cpu") -> tuple[torch.Tensor, torch.Tensor]
     """The training images (N, C, H, W) in [-1, 1] and their labels, on ``device``."""
     x, y = _images(run.data, run.size, run.root, run.n_data)
     return x.to(device), y.to(device)
+
+
+def data_sampler(run: ImageRun, device="cpu"):
+    """:func:`tensor_sampler` of the run's training images, read at the first draw: a checkpoint
+    loads (to sample from, or to show) where its training data is absent, e.g. a CIFAR-10 run
+    copied off the GPU machine; training there stops with the loader's message."""
+    sample = None
+
+    def draw(n: int, g: torch.Generator):
+        nonlocal sample
+        if sample is None:
+            sample = tensor_sampler(*image_data(run, device))
+        return sample(n, g)
+
+    return draw
 
 
 class UNetMeanVelocity(MeanVelocity):
@@ -191,8 +207,9 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
             model.load_state_dict(teacher.state_dict())
         objective = PairObjective(run, get)
     else:
-        x, y = image_data(run, device) if images is None else (t.to(device) for t in images)
-        x0, x1 = normal_sampler(run.model.dims), tensor_sampler(x, y)
+        x0 = normal_sampler(run.model.dims)
+        x1 = data_sampler(run, device) if images is None else \
+            tensor_sampler(*(t.to(device) for t in images))
         objective = {"fm": lambda: fm_objective(x0, x1, run.batch, n_classes=run.model.n_classes,
                                                 p_uncond=run.label_drop),
                      "shortcut": lambda: ShortcutObjective(x0, x1, run.batch, run.shortcut),
@@ -207,25 +224,28 @@ def build_image(run: ImageRun, device="cpu", teacher=None,
     for m in (state.model, state.ema):
         if m is not None:
             set_precision(m, torch.bfloat16 if run.precision == "bf16" else None)
+    if run.graph_target and device.type == "cuda" and run.method in ("shortcut", "meanflow"):
+        state.objective.target = cuda_graphed(state.objective.target)
     if run.compile:
         compile_state(state, run)
-    if run.graph_target and device.type == "cuda" and (
-            run.method == "meanflow" or run.method == "shortcut" and not run.compile):
-        state.objective.target = cuda_graphed(state.objective.target)
     return state
 
 
 def compile_state(state: TrainState, run: ImageRun) -> None:
     """torch.compile the network in place (checkpoints keep plain parameter names) with
-    run.compile_mode; Shortcut's no-grad target is compiled alike. MeanFlow's JVP target is
-    not (torch 2.11's inductor cannot lower the JVP's convolutions): build_image replays it as
-    a CUDA graph on a GPU, captured eagerly through the compiled network."""
+    run.compile_mode. The no-grad targets that build_image graphed on a GPU stay CUDA graphs,
+    captured eagerly through the compiled network (MeanFlow's JVP always: torch 2.11's inductor
+    cannot lower the JVP's convolutions), except Shortcut's under a mode with CUDA graphs of
+    its own, which compiles it with the network; an ungraphed Shortcut target is compiled."""
     mode = None if run.compile_mode == "default" else run.compile_mode
     state.model.compile(mode=mode)
-    if run.method == "shortcut":  # compiled instead of graphed (build_image graphs it eagerly)
-        target = state.objective.target
-        state.objective.target = torch.compile(
-            target.fn if isinstance(target, cuda_graphed) else target, mode=mode)
+    if run.method != "shortcut":
+        return
+    target = state.objective.target
+    graphed = isinstance(target, cuda_graphed)
+    if not graphed or run.compile_mode in CUDA_GRAPH_MODES:
+        # torch.compile's own CUDA graphs replace build_image's graph of the target
+        state.objective.target = torch.compile(target.fn if graphed else target, mode=mode)
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from flowviz.images import data as imdata
 from flowviz.images.experiment import (
     ImageRun,
     UNetMeanVelocity,
+    _images,
     build_image,
     compile_state,
     generate,
@@ -112,6 +114,15 @@ def test_cifar_archive_loads_exactly_and_trains(tmp_path, seed):
         state = build_image(run)
         train_steps(state, 2)
         assert state.step == 2 and state.status != "nan"
+    # the checkpoint loads, and samples, where the data is gone (a run copied off the GPU
+    # machine); training on there stops with the loader's message
+    checkpoint.save(tmp_path / "c.pt", state, run)
+    shutil.rmtree(tmp_path / imdata.CIFAR_DIR)
+    _images.cache_clear()  # as in a fresh process
+    run2, state2 = checkpoint.load(tmp_path / "c.pt", kind="image")
+    assert generate(run2, state2.sampler_model, noise(run2, 2, 0), 1).shape == (2, 3, 32, 32)
+    with pytest.raises(imdata.ImageDataError, match="No CIFAR-10 python batches"):
+        train_steps(state2, 1)
 
 
 def test_bad_cifar_folder_or_file_gives_a_clear_message(tmp_path):
@@ -224,6 +235,29 @@ def test_gpu_bf16_channels_last_compile_step(method, mode):
                                                       strict=True))
 
 
+@pytest.mark.parametrize("method", ["fm", "reflow", "distill", "shortcut", "meanflow"])
+def test_compile_state_accepts_every_method(method, tmp_path):
+    """`image train --compile` on any method: the network is compiled (lazily: nothing runs
+    here); Shortcut's plain target is compiled with it, the others keep theirs."""
+    from flowviz.methods.meanflow import meanflow_target
+
+    if method in ("reflow", "distill"):
+        state = build_image(RUN, "cpu")
+        checkpoint.save(tmp_path / "t.pt", state, RUN)
+        run = dataclasses.replace(RUN, method=method, teacher=str(tmp_path / "t.pt"))
+        state = build_image(run, "cpu", teacher=state.model)
+    else:
+        run = dataclasses.replace(RUN, method=method)
+        state = build_image(run, "cpu")
+    compile_state(state, dataclasses.replace(run, compile=True))
+    assert hasattr(state.model, "_compiled_call_impl") and state.model._compiled_call_impl
+    target = getattr(state.objective, "target", None)
+    if method == "shortcut":
+        assert hasattr(target, "_torchdynamo_orig_callable")
+    elif method == "meanflow":
+        assert target is meanflow_target
+
+
 def test_targets_are_graphed_only_on_a_gpu():
     """On a CPU the no-grad targets are the plain functions, whatever graph_target says."""
     from flowviz.methods.meanflow import meanflow_target
@@ -256,12 +290,12 @@ def test_gpu_graphed_target_trains_as_the_eager_one(method):
             losses.append(torch.tensor([h["loss"] for h in state.history]))
         assert losses[0].isfinite().all() and torch.allclose(*losses, rtol=1e-3, atol=1e-5)
     if method == "shortcut":  # `image train --compile`: compile_state after build_image
-        run = runs[0]
-        state = build_image(run, "cuda")
-        compile_state(state, dataclasses.replace(run, compile=True))
-        assert not isinstance(state.objective.target, cuda_graphed)
-        train_steps(state, 2, log_every=1)
-        assert all(math.isfinite(h["loss"]) for h in state.history)
+        for mode, graphed in (("default", True), ("reduce-overhead", False)):
+            state = build_image(runs[0], "cuda")
+            compile_state(state, dataclasses.replace(runs[0], compile=True, compile_mode=mode))
+            assert isinstance(state.objective.target, cuda_graphed) == graphed
+            train_steps(state, 2, log_every=1)
+            assert all(math.isfinite(h["loss"]) for h in state.history)
 
 
 @pytest.mark.gpu
