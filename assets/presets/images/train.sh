@@ -21,7 +21,8 @@ img classifier --out "$D/digits-classifier.pt" --steps 4000 --width 48 --augment
     --weight-decay 1e-4 > "$R/classifier.log" 2>&1 &
 (train fm && train reflow && train distill) > "$R/chain.log" 2>&1 &
 train shortcut > "$R/shortcut.log" 2>&1 &  # digits-shortcut.json: sc_frac 0.75, batch 512, 16k steps
-train meanflow > "$R/meanflow.log" 2>&1 &  # frac_neq 0.75, logit-normal (2, 2), p 0.75: the CIFAR recipe
+train meanflow > "$R/meanflow.log" 2>&1 &  # the CIFAR recipe (frac_neq 0.75, logit-normal (2, 2), p 0.75),
+                                           # JVP along the net's own field (tangent "model", iMF)
 train fm-cfg > "$R/fm-cfg.log" 2>&1 &  # digits-fm-cfg.json: model.n_classes 10, label_drop 0.1
 wait
 img eval "$D"/digits-{fm,reflow,distill,shortcut,meanflow}.pt \
