@@ -9,6 +9,7 @@
 import os
 import random
 import tempfile
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
 # fight each other and tiny models run ~60x slower. Must be set before torch loads OpenMP.
@@ -18,6 +19,8 @@ os.environ["FLOWVIZ_CACHE"] = tempfile.mkdtemp(prefix="flowviz-test-cache-")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 SEED = 0
 

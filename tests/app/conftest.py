@@ -1,13 +1,12 @@
 """AppTest helpers: run the real app (app.py) and switch to a page, as a user would."""
 
 import base64
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 
 def open_page(page: str | None = None, timeout: float = 180) -> AppTest:

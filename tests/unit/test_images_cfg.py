@@ -19,8 +19,7 @@ from flowviz.images.experiment import ImageRun, build_image, class_labels, gener
 from flowviz.methods.fm import drop_labels, fm_loss, fm_objective, guided
 from flowviz.models import TimeUNet, UNetConfig
 from flowviz.train import OptimConfig, train_steps
-from tests.app.conftest import ROOT
-from tests.conftest import labels_passed
+from tests.conftest import ROOT, labels_passed
 
 TINY = UNetConfig(size=8, base=8, mults=(1, 2), groups=4, emb=16, n_classes=10)
 OPT = OptimConfig(steps=3, lr=1e-3, warmup=1)
