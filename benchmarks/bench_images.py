@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip-compile", action="store_true")
     p.add_argument("--only-memory", action="store_true", help="only the MeanFlow memory rows")
     p.add_argument("--out")
-    p.add_argument("--compiled", nargs="*", default=["fm:default", "fm:reduce-overhead",
+    p.add_argument("--compiled", nargs="*", default=["fm:default", "shortcut:default",
+                                                      "meanflow:default", "fm:reduce-overhead",
                                                       "shortcut:reduce-overhead"],
                    help="method:mode rows under torch.compile (bf16, channels_last)")
     p.add_argument("--memory", nargs="*", default=["512:0.25:fp32", "512:0.25:bf16",

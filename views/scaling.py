@@ -52,7 +52,7 @@ from views.common import cached, chart, device, live_training, page_settings
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "assets" / "presets" / "images"
 BENCH = ROOT / "benchmarks" / "images_h100.json"
-GRAPHED = ROOT / "benchmarks" / "images_h200_graphed_eager.json"  # MeanFlow's JVP target graphed
+GRAPHED = ROOT / "benchmarks" / "images_h200_graphed_targets.json"  # no-grad targets graphed
 ORDER = ("fm", "reflow", "distill", "shortcut", "meanflow")
 N_GRID = 16  # samples per grid (4 x 4)
 CFG_PRESET = PRESETS / "digits-fm-cfg.pt"  # class-conditional FM (label dropout 0.1)
@@ -335,8 +335,8 @@ with tab_presets:
                 chart(quality_fig(q, "confident", "Share of samples the classifier labels "
                                   "with p ≥ 0.9", False), key="img_conf")
             st.caption("1000 samples per point, measured by `python -m flowviz image eval` on "
-                       "an H100, the MeanFlow rows on an H200 "
-                       "(`assets/presets/images/quality.json`). The features are those "
+                       "an H200 (`assets/presets/images/quality.json`; the earlier H100 evaluation "
+                       "of the other four presets gave the same figures). The features are those "
                        "of a small CNN trained here on the same digits (97.6 % held-out "
                        "accuracy): a Fréchet distance in its space, not FID and not comparable "
                        "with published FIDs. " + fid_status())
@@ -583,8 +583,9 @@ for path, when in ((GRAPHED, "Latest run"), (BENCH, "Earlier run, with torch.com
         st.dataframe(df, hide_index=True, height=35 * (len(df) + 1) + 3)  # every row, no scroll
         st.caption(ABOUT_ROWS.format(ours=info["ours_params"] / 1e6,
                                      peer=info.get("peer_params", 0) / 1e6)
-                   + ("" if path == GRAPHED else " Its MeanFlow rows launch the JVP target "
-                      "kernel by kernel (before it was replayed as a CUDA graph).")
+                   + ("" if path == GRAPHED else " Its MeanFlow and eager Shortcut rows "
+                      "launch their targets kernel by kernel (before they were replayed as "
+                      "CUDA graphs).")
                    + " Details and misses: benchmarks/RESULTS.md.")
 if GRAPHED.is_file():
     g = json.loads(GRAPHED.read_text())
@@ -592,11 +593,14 @@ if GRAPHED.is_file():
     st.dataframe(pd.DataFrame(step_ratios(g["rows"])), hide_index=True)
     st.caption(f"{g['info']['device']}, torch {g['info']['torch']}, batch {g['info']['batch']}: "
                "ms per step of Shortcut and MeanFlow divided by FM's (targets ≤ 1.5× and "
-               "≤ 2.5×). Their target rows are fixed counts. On a GPU MeanFlow's JVP target "
-               "(~700 small kernels) is replayed as one CUDA graph, compiled or not; the last "
-               "column launches it kernel by kernel. Compiled, Shortcut's target is compiled "
-               "with the network. Eager steps are launch-bound and move with the host's load "
-               "(benchmarks/RESULTS.md).")
+               "≤ 2.5×). Their target rows are fixed counts. On a GPU their no-grad targets "
+               "(Shortcut's half steps; MeanFlow's JVP, ~700 small kernels) are replayed as "
+               "one CUDA graph each, compiled or not; the 'ungraphed' columns launch them "
+               "kernel by kernel. Under torch.compile's own CUDA graphs (reduce-overhead), "
+               "Shortcut's target is compiled with the network. Compiled modes are absent: FM's "
+               "compiled rows failed in this run (a bug, since fixed; a rerun's figures are in "
+               "benchmarks/RESULTS.md). Eager steps are launch-bound and move with the host's "
+               "load.")
 if torch.cuda.is_available():
     st.caption(f"This machine's GPU: peak memory so far "
                f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB.")
