@@ -231,7 +231,6 @@ class ReflowRun(JSONConfig):
     reflow: ReflowConfig = field(default_factory=ReflowConfig)
     rounds: int = 2
 
-
     def check(self) -> None:
         self.base.check()
         _within("rounds", self.rounds, 2, 3)

@@ -459,9 +459,8 @@ def latent_row(label: str, g: dict, q: pd.DataFrame) -> None:
 def reconstruction(enc) -> dict:
     """16 digits and their decoded codes D(E(x)) as grids, and the MSE over all digits."""
     x = imdata.digits(16)[0]
-    with torch.no_grad():
-        rec = enc.decode(enc.encode(x[:16]))
-    return {"digits": to_grid(x[:16], 4), "decoded": to_grid(rec, 4), "n": len(x),
+    return {"digits": to_grid(x[:16], 4), "decoded": to_grid(enc.reconstruct(x[:16]), 4),
+            "n": len(x),
             "mse": reconstruction_mse(enc, x)}
 
 

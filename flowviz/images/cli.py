@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from .. import checkpoint
 from ..config import ConfigError
 from ..device import pick_device
@@ -169,9 +167,7 @@ def sample_sets(path, n: int = 1000, seed: int = 1, device="cpu", nfe_list=None,
 
         def latent_sets():
             yield {**row, "what": "data", "nfe": None}, x[:n], None
-            with torch.no_grad():
-                rec = enc.decode(enc.encode(x[:n]))
-            yield {**row, "what": "reconstruction", "nfe": None}, rec, None
+            yield {**row, "what": "reconstruction", "nfe": None}, enc.reconstruct(x[:n]), None
             for k in nfe_list or NFES:
                 yield {**row, "what": "samples", "nfe": k}, decoded(run, enc, state.sampler_model,
                                                                     z0, k), None

@@ -183,6 +183,12 @@ def tensor_sampler(x: torch.Tensor, labels: torch.Tensor | None = None):
     return sample
 
 
+def seeded_normal(dims: tuple[int, ...], n: int, seed: int = 0, device="cpu") -> torch.Tensor:
+    """n draws of N(0, I) (n, *dims) from a CPU generator seeded with ``seed``: the same x0
+    on every machine, for every method and NFE of a comparison."""
+    return normal_sampler(dims)(n, torch.Generator().manual_seed(seed))[0].to(device)
+
+
 def normal_sampler(dims: tuple[int, ...]):
     """x0 ~ N(0, I) of shape (n, *dims), drawn on the generator's device."""
 

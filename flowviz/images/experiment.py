@@ -34,7 +34,7 @@ from ..models import DIGITS_UNET, TimeUNet, UNetConfig
 from ..models.unet import set_precision
 from ..solvers import solve
 from ..train import OptimConfig, TrainState, init_state
-from .data import DATASETS, digits, load_cifar, normal_sampler, tensor_sampler
+from .data import DATASETS, digits, load_cifar, normal_sampler, seeded_normal, tensor_sampler
 
 METHODS = ("fm", "reflow", "distill", "shortcut", "meanflow")
 LABELS = {"fm": "Flow matching (1-RF)", "reflow": "2-rectified flow", "distill":
@@ -285,4 +285,4 @@ def class_labels(run: ImageRun, n: int, device="cpu") -> torch.Tensor:
 
 def noise(run: ImageRun, n: int, seed: int = 0, device="cpu") -> torch.Tensor:
     """The same x0 for every method and NFE of a comparison."""
-    return normal_sampler(run.model.dims)(n, torch.Generator().manual_seed(seed))[0].to(device)
+    return seeded_normal(run.model.dims, n, seed, device)

@@ -27,7 +27,7 @@ from ..methods.meanflow import MeanFlowConfig, MeanFlowObjective, MeanVelocity
 from ..methods.shortcut import ShortcutConfig, ShortcutObjective
 from ..models import MLPConfig, TimeMLP
 from ..train import OptimConfig, TrainState, init_state
-from .data import digits, normal_sampler, tensor_sampler
+from .data import digits, normal_sampler, seeded_normal, tensor_sampler
 from .experiment import generate
 
 ENCODERS = ("pca", "ae")
@@ -121,6 +121,11 @@ class Encoder:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.net.decode(z)
 
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """D(E(x)): what a perfect flow on the codes would give back."""
+        return self.decode(self.encode(x))
+
 
 @dataclass(frozen=True)
 class LatentRun(JSONConfig):
@@ -178,8 +183,7 @@ def empty_encoder(run: LatentRun, device="cpu") -> Encoder:
 
 def reconstruction_mse(enc: Encoder, x: torch.Tensor) -> float:
     """Mean squared error of D(E(x)) against x (pixels in [-1, 1])."""
-    with torch.no_grad():
-        return float(F.mse_loss(enc.decode(enc.encode(x)), x))
+    return float(F.mse_loss(enc.reconstruct(x), x))
 
 
 def build_latent(run: LatentRun, z: torch.Tensor) -> TrainState:
@@ -207,7 +211,7 @@ def flow_on_codes(run: LatentRun, enc: Encoder, device="cpu") -> TrainState:
 
 def latent_noise(run: LatentRun, n: int, seed: int = 0, device="cpu") -> torch.Tensor:
     """The same z0 (n, k) for every method and NFE of a comparison."""
-    return normal_sampler((run.k,))(n, torch.Generator().manual_seed(seed))[0].to(device)
+    return seeded_normal((run.k,), n, seed, device)
 
 
 @torch.no_grad()
