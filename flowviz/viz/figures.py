@@ -9,7 +9,18 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import ARROW, LINE, PATH, SEQ, SOURCE, TARGET, base
+from .style import (
+    ARROW,
+    LINE,
+    PATH,
+    SEQ,
+    SOURCE,
+    TARGET,
+    base,
+    format_distance,
+    log_axis,
+    method_styles,
+)
 
 
 def _np(a) -> np.ndarray:
@@ -134,28 +145,49 @@ def heatmap_fig(xs, ys, z, title: str = "", name: str = "", lim: float | None = 
 
 def curves_fig(curves: dict, title: str = "", xlabel: str = "", ylabel: str = "",
                logx: bool = False, logy: bool = False, height: int = 380, markers=True,
-               hlines: dict | None = None) -> go.Figure:
-    """curves: label -> (x, y). Used for quality-vs-NFE and loss curves."""
+               hlines: dict | None = None, floor: float | None = None) -> go.Figure:
+    """curves: label -> (x, y), each in its method's colour (style.method_styles). ``floor``:
+    the sampling noise of y (a distance between two samples of the same law): drawn as a grey
+    band, and points below it sit on the band's lower edge with their value in the hover."""
     fig = base(title, height, square=False, xlabel=xlabel, ylabel=ylabel)
-    for i, (label, (x, y)) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=_np(x), y=_np(y), name=label,
+    styles = method_styles(curves)
+    lo = floor / 4 if floor else None
+    for label, (x, y) in curves.items():
+        y = _np(y).astype(float)
+        shown, text = y, None
+        if floor:
+            shown = np.maximum(y, lo)
+            text = [format_distance(v, floor) for v in y]
+        fig.add_trace(go.Scatter(x=_np(x), y=shown, name=label, text=text,
+                                 hovertemplate="%{x}: %{text}<extra>%{fullData.name}</extra>"
+                                 if floor else None,
                                  mode="lines+markers" if markers else "lines",
-                                 line=dict(color=SEQ[i % len(SEQ)], width=2.2)))
+                                 line=dict(width=2.2, **styles[label])))
     for label, y in (hlines or {}).items():
         fig.add_hline(y=y, line=dict(dash="dash", color="gray"), annotation_text=label)
     if logx:
-        fig.update_xaxes(type="log")
+        log_axis(fig, "x")
+    if floor:
+        fig.add_hrect(y0=lo, y1=floor, fillcolor="rgba(148,163,184,0.25)", line_width=0,
+                      layer="below")
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="≤ sampling noise",
+                                 marker=dict(symbol="square", size=12,
+                                             color="rgba(148,163,184,0.45)")))
     if logy:
-        fig.update_yaxes(type="log")
+        log_axis(fig, "y", lo=lo)
     return fig
 
 
 def quality_vs_nfe_fig(curves: dict, metric: str = "energy distance", title: str = "",
-                       height: int = 380, hlines: dict | None = None) -> go.Figure:
-    """curves: label -> (nfe list, metric list), log-log with NFE ticks at powers of two."""
+                       height: int = 380, hlines: dict | None = None,
+                       floor: float | None = None) -> go.Figure:
+    """curves: label -> (nfe list, metric list), log-log with NFE ticks at powers of two;
+    ``floor``: the metric's sampling noise (see curves_fig)."""
     fig = curves_fig(curves, title or f"Quality vs NFE ({metric}, lower is better)", "NFE",
-                     metric, logx=True, logy=True, height=height, hlines=hlines)
-    fig.update_xaxes(tickvals=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+                     metric, logx=True, logy=True, height=height, hlines=hlines, floor=floor)
+    nfes = [float(v) for tr in fig.data if tr.x is not None for v in tr.x if v is not None]
+    ticks = [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if not nfes or n <= max(nfes)]
+    fig.update_xaxes(tickvals=ticks, ticktext=[str(n) for n in ticks])
     return fig
 
 
