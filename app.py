@@ -1,6 +1,7 @@
 """flowviz: `streamlit run app.py`. Router only: the pages and the shared sidebar."""
 
 import os
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core laptop or a shared classroom
 # server, spinning threads made live training 20-50x slower (benchmarks/RESULTS.md).
@@ -8,10 +9,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
-from views.common import sidebar  # noqa: E402
+from views.sidebar import sidebar  # noqa: E402
+from views.training import prepare_server  # noqa: E402
 
 st.set_page_config(page_title="flowviz · fast generation with flow matching",
-                   page_icon=":material/timeline:", layout="wide")
+                   page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
 
 PAGES = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
@@ -33,6 +35,7 @@ PAGES = [
             url_path="scaling"),
 ]
 
+prepare_server()
 page = st.navigation(PAGES)
-sidebar()
+sidebar(page.url_path)
 page.run()

@@ -13,8 +13,10 @@ from flowviz.analysis import NFES, adaptive_point, quality_vs_nfe
 from flowviz.metrics import rms_error
 from flowviz.paths import PATHS
 from flowviz.reproduce import ODES, ode_geometry, ode_section
-from views.common import cached, chart, exact_field, page_settings, source_points
-from views.share import reproduce_box
+from views.cache import cached, exact_field, source_points
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.state import page_settings
 from views.teach import notice, predict
 
 LIM, N_PATHS, N_EVAL, N_ERR = 4.5, 150, 1000, 256

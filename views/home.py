@@ -4,7 +4,8 @@ import streamlit as st
 import torch
 
 from flowviz.experiment import UPLOAD
-from views.common import exact_field, settings, uploaded_points
+from views.cache import exact_field
+from views.state import settings, uploaded_points
 from views.teach import notice, predict
 
 st.title("flowviz — seeing fast generation with flow matching")

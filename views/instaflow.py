@@ -31,9 +31,13 @@ from flowviz.methods.reflow import LOSSES
 from flowviz.paths import VPPath
 from flowviz.solvers import FIXED
 from flowviz.viz.instaflow import conditioned_paths_fig, latency_fig, per_condition_fig
-from views.common import cached, chart, device, live_training, page_settings, results, run_key
-from views.share import reproduce_box
+from views.cache import cached
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.results import results
+from views.state import device, page_settings, run_key
 from views.teach import notice, predict
+from views.training import live_training
 
 LIM, N_SHOW, N_EVAL = 4.5, 300, 1000
 TEACHER_NAMES = {"exact_vp": "exact conditional VP-diffusion PF-ODE (no training)",

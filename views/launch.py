@@ -28,7 +28,10 @@ def preload() -> None:
     # runs yet: true here, and harmless (the caches are made at the first call)
     log = logging.getLogger(cache_data_api.__name__)
     level, log.level = log.level, logging.ERROR
-    import views.common  # noqa: F401  (also builds the first optimizer: torch._dynamo, ~1.5 s)
+    import views.sidebar  # noqa: F401
+    from views.training import prepare_server
+
+    prepare_server()  # builds the first optimizer (torch._dynamo, ~1.5 s), imports pandas
     log.setLevel(level)
 
     for m in pkgutil.walk_packages(flowviz.__path__, "flowviz."):

@@ -25,26 +25,20 @@ from flowviz.methods import meanflow as mf
 from flowviz.methods import shortcut as sc
 from flowviz.reproduce import jumps_panel, one_step_jumps
 from flowviz.viz import meanflow as mviz
-from views.common import (
+from views.cache import (
     cached,
-    chart,
     data_points,
-    device,
-    ed_noise,
     exact_field,
     exact_nfe_curve,
-    live_training,
-    page_settings,
-    partner_preset,
-    results,
-    run_key,
-    same_time_caption,
+    noise_floor,
     source_points,
-    training_active,
-    uploaded_points,
 )
-from views.share import reproduce_box
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.results import results
+from views.state import device, page_settings, run_key, uploaded_points
 from views.teach import notice, predict
+from views.training import live_training, partner_preset, same_time_caption, training_active
 
 LIM, GRID, N_EVAL = 3.5, 40, 2000  # (t, r) grid of 1/40; samples per quality estimate
 PRESET = FAST_MEANFLOW
@@ -73,7 +67,7 @@ def exact_jumps(cfg, n: int = 200) -> dict:
 def nfe_fig(curves: dict, title: str, cfg, gaussian: bool):
     """Quality vs NFE on log axes. ED estimates are unbiased and dip below 0 within their noise:
     values under the measured noise level are drawn on its dashed line."""
-    floor = ed_noise(cfg, N_EVAL) if gaussian else 1e-4
+    floor = noise_floor(cfg, N_EVAL) if gaussian else 1e-4
     shown = {k: (n, [max(q, floor) for q in qs]) for k, (n, qs) in curves.items()}
     fig = fv.viz.quality_vs_nfe_fig(shown, title=title)
     if gaussian:

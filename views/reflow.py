@@ -31,23 +31,13 @@ from flowviz.models import MLPConfig
 from flowviz.reproduce import couplings_section, exact_coupling
 from flowviz.solvers import ADAPTIVE, METHODS
 from flowviz.viz.reflow import as_svg, crossing_fig, hist_pdf_fig, qq_fig
-from views.common import (
-    NAMES,
-    cached,
-    chart,
-    data_points,
-    device,
-    exact_field,
-    exact_nfe_curve,
-    live_training,
-    page_settings,
-    results,
-    run_key,
-    source_points,
-    uploaded_points,
-)
-from views.share import reproduce_box
+from views.cache import cached, data_points, exact_field, exact_nfe_curve, source_points
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.results import results
+from views.state import NAMES, device, page_settings, run_key, uploaded_points
 from views.teach import notice, predict
+from views.training import live_training
 
 LIM, N_LINES, N_PATHS, N_EVAL, N_CROSS, FLOOR = 4.5, 150, 200, 2000, 300, 1e-4
 ROUND_NAMES = {1: "1-RF", 2: "2-RF", 3: "3-RF"}

@@ -47,7 +47,10 @@ from flowviz.images.latent import (
 from flowviz.models import DIGITS_UNET, n_params
 from flowviz.train import OptimConfig
 from flowviz.viz.style import base
-from views.common import cached, chart, device, live_training, page_settings
+from views.cache import cached
+from views.charts import chart
+from views.state import device, page_settings
+from views.training import live_training
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "assets" / "presets" / "images"

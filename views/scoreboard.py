@@ -11,9 +11,11 @@ import streamlit as st
 from flowviz import presets, store
 from flowviz import scoreboard as sb
 from flowviz.viz.figures import quality_vs_nfe_fig
-from views.common import chart, device, live_training, page_settings, run_key, uploaded_points
-from views.share import reproduce_box
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.state import device, page_settings, run_key, uploaded_points
 from views.teach import notice, predict
+from views.training import live_training
 
 N_EVAL = 1500
 FLOOR = 1e-4

@@ -24,25 +24,13 @@ from flowviz.methods.shortcut import (
 )
 from flowviz.models import MLPConfig
 from flowviz.reproduce import clouds_section, euler_clouds
-from views.common import (
-    cached,
-    chart,
-    device,
-    ed_noise,
-    exact_field,
-    exact_nfe_curve,
-    live_training,
-    page_settings,
-    partner_preset,
-    results,
-    run_key,
-    same_time_caption,
-    source_points,
-    training_active,
-    uploaded_points,
-)
-from views.share import reproduce_box
+from views.cache import cached, exact_field, exact_nfe_curve, noise_floor, source_points
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.results import results
+from views.state import device, page_settings, run_key, uploaded_points
 from views.teach import notice, predict
+from views.training import live_training, partner_preset, same_time_caption, training_active
 
 LIM, GRID, N_EVAL, N_PATHS, FLOOR = 4.5, 17, 2000, 30, 1e-4
 MS = NFES  # 1, 2, 4, ..., 128
@@ -257,7 +245,7 @@ with c2:
                   column_config={"mean distance to M = 128": st.column_config.NumberColumn(
                       format="%.3f"), "ED to data": st.column_config.NumberColumn(format="%.4f")})
     st.caption(f"ED: energy distance of {N_EVAL} samples to {N_EVAL} data points (lower is "
-               f"better). Its sampling noise here is ±{ed_noise(cfg, N_EVAL):.4f} (two "
+               f"better). Its sampling noise here is ±{noise_floor(cfg, N_EVAL):.4f} (two "
                "independent data sets); the estimate is unbiased, so values below zero are noise.")
 chart(fv.viz.clouds_grid_fig(ref[:1000].cpu(), {m: r["x"][m][:1000] for m in MS},
                              {m: f"M = {m} · ED {r['ed'][m]:.4f}" for m in MS}, lim=LIM),
@@ -376,6 +364,6 @@ st.dataframe(rows, key="sc-quality-table", column_config={
     f"ED @{m}": st.column_config.NumberColumn(format="%.4f") for m in SHOWN}
     | {"train s": st.column_config.NumberColumn(format="%.1f")})
 st.caption(f"{N_EVAL} samples from the same noise against {N_EVAL} data points; sampling "
-           f"noise of ED ±{ed_noise(cfg, N_EVAL):.4f}. Values below {FLOOR:g} (noise: the estimate "
-           "is unbiased and can be negative) are drawn at the floor. Every shortcut run of this "
-           "session on this data is a curve: train another target rule to compare.")
+           f"noise of ED ±{noise_floor(cfg, N_EVAL):.4f}. Values below {FLOOR:g} (noise: the "
+           "estimate is unbiased and can be negative) are drawn at the floor. Every shortcut run "
+           "of this session on this data is a curve: train another target rule to compare.")

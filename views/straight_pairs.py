@@ -12,21 +12,13 @@ import torch
 import flowviz as fv
 from flowviz.analysis import field_on, grid, path_metrics, quality_vs_nfe
 from flowviz.reproduce import field_section, pairs_section
-from views.common import (
-    chart,
-    data_points,
-    device,
-    exact_field,
-    exact_nfe_curve,
-    live_training,
-    page_settings,
-    results,
-    run_key,
-    source_points,
-    uploaded_points,
-)
-from views.share import reproduce_box
+from views.cache import data_points, exact_field, exact_nfe_curve, source_points
+from views.charts import chart
+from views.reproduce import reproduce_box
+from views.results import results
+from views.state import device, page_settings, run_key, uploaded_points
 from views.teach import notice, predict
+from views.training import live_training
 
 LIM, GRID, N_PAIRS, N_PATHS = 4.5, 21, 150, 200
 

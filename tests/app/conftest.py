@@ -60,6 +60,6 @@ def fresh_training_slots(monkeypatch):
     """Each test gets the server-wide training queue empty: a test that ends mid-training
     would otherwise hold a slot for the next ones (until its ttl)."""
     from flowviz.serve import TrainingSlots
-    from views import common
+    from views import training
 
-    monkeypatch.setattr(common, "SLOTS", TrainingSlots(common.SLOTS.limit))
+    monkeypatch.setattr(training, "SLOTS", TrainingSlots(training.SLOTS.limit))

@@ -23,7 +23,7 @@ def _app(page=None, **params) -> AppTest:
 
 
 def _text(at) -> str:
-    return " ".join(m.value for m in at.markdown)
+    return " ".join(m.value for m in [*at.markdown, *at.success, *at.error])
 
 
 def _reveal(at) -> None:

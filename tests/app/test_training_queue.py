@@ -2,13 +2,13 @@
 Train live waits and shows its queue position, then trains once a slot frees."""
 
 from tests.app.conftest import open_page
-from views import common
+from views import training
 
 
 def test_a_training_waits_for_a_slot_and_says_where_it_is_in_the_queue():
-    others = [f"other-session-{i}" for i in range(common.SLOTS.limit)]
+    others = [f"other-session-{i}" for i in range(training.SLOTS.limit)]
     for who in others:
-        assert common.SLOTS.request(who) == 0
+        assert training.SLOTS.request(who) == 0
     try:
         at = open_page("straight_pairs")
         at.select_slider(key="sp_steps").set_value(300).run()
@@ -17,17 +17,17 @@ def test_a_training_waits_for_a_slot_and_says_where_it_is_in_the_queue():
         assert state.step == 0  # no slot: nothing trained
         waiting = [i.value for i in at.info if "Waiting for a training slot" in i.value]
         assert waiting and "number 1 in the queue" in waiting[0]
-        common.SLOTS.release(others[0])
+        training.SLOTS.release(others[0])
         at.run()
         assert state.step > 0 and not any("Waiting for a training" in i.value for i in at.info)
     finally:
         for who in others:
-            common.SLOTS.release(who)
+            training.SLOTS.release(who)
     assert not at.exception
 
 
 def test_a_session_keeps_at_most_max_runs_and_says_which_went(monkeypatch):
-    monkeypatch.setattr(common, "MAX_RUNS", 1)
+    monkeypatch.setattr(training, "MAX_RUNS", 1)
     at = open_page("straight_pairs")
     at.select_slider(key="sp_steps").set_value(300).run()
     next(b for b in at.button if b.label == "Train live").click().run()

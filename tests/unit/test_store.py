@@ -151,7 +151,7 @@ def test_code_digest_follows_imports(tmp_path):
     """Editing any file a page imports (transitively) changes the page's code digest."""
     files = {p.relative_to(ROOT).as_posix() for p in store.imported_files(ROOT / "views" /
                                                                           "straight_pairs.py")}
-    assert {"views/straight_pairs.py", "views/common.py", "flowviz/exact.py",
+    assert {"views/straight_pairs.py", "views/cache.py", "flowviz/exact.py",
             "flowviz/analysis.py", "flowviz/solvers.py"} <= files
     assert "views/scaling.py" not in files and "benchmarks/bench_render.py" not in files
 
