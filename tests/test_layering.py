@@ -73,3 +73,44 @@ def test_library_does_not_import_ui():
     assert not offenders, "flowviz/ must not import streamlit, pages or app:\n" + "\n".join(
         offenders
     )
+
+
+VIEWS = REPO_ROOT / "views"
+MAX_VIEW_LINES = 260  # a page reads as its lesson; computation lives in flowviz/
+
+
+def views_imports() -> dict[str, set[str]]:
+    """views module -> the views modules it imports (at any depth of the file)."""
+    graph = {}
+    for path in sorted(VIEWS.glob("*.py")):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module == "views":
+                    deps |= {a.name for a in node.names}
+                elif node.module.startswith("views."):
+                    deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names
+                         if a.name.startswith("views.")}
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_views_have_no_import_cycle():
+    graph = views_imports()
+    assert graph, "no views modules found"
+
+    def visit(node, trail):
+        assert node not in trail, "import cycle: " + " -> ".join([*trail, node])
+        for dep in graph.get(node, ()):
+            visit(dep, [*trail, node])
+
+    for module in graph:
+        visit(module, [])
+
+
+def test_views_modules_are_short():
+    long = {p.name: n for p in VIEWS.glob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_VIEW_LINES}
+    assert not long, f"views/ modules over {MAX_VIEW_LINES} lines: {long}"
