@@ -75,6 +75,14 @@ class MeanVelocity(nn.Module):
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         return self(x, t, t)
 
+    def jvp(self, x: torch.Tensor, t, r, dx: torch.Tensor, dt, dr):
+        """(u(x, t, r), its derivative along (dx, dt, dr)): the TimeMLP's hand-written
+        forward-mode pass (the interval r - t moves by dr - dt); other nets (a U-Net
+        subclass) through torch.func.jvp."""
+        if type(self.net) is TimeMLP:
+            return self.net.jvp(x, (t, r - t), dx, (dt, dr - dt))
+        return torch.func.jvp(self, (x, t, r), (dx, dt, dr))
+
 
 def interval_rows(n: int, frac_neq: float) -> int:
     """How many of n rows get r != t: a fixed count, round(frac_neq n), not a coin per row, so
@@ -107,7 +115,11 @@ def meanflow_target(u, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, v: to
     averages to the marginal velocity, which u(x_t, t, t) estimates without the pair's noise.
     Returns (u_tgt, (r - t) du/dt)."""
     direction = v if tangent == "conditional" else u(xt, t, t)
-    _, dudt = torch.func.jvp(u, (xt, t, r), (direction, torch.ones_like(t), torch.zeros_like(r)))
+    along = (direction, torch.ones_like(t), torch.zeros_like(r))
+    if isinstance(u, MeanVelocity):  # its own forward mode (the TimeMLP's: no tracing)
+        _, dudt = u.jvp(xt, t, r, *along)
+    else:
+        _, dudt = torch.func.jvp(u, (xt, t, r), along)
     term = _bcast(r - t, xt) * dudt
     return v + term, term
 
