@@ -14,7 +14,7 @@ SOURCE = "#94A3B8"  # x0 (noise): slate, so it is never mistaken for a method
 TARGET = "#E45756"  # x1 (data)
 PATH = "#54A24B"  # trajectories
 LINE = "rgba(120,120,120,0.35)"  # straight pair lines
-ARROW = "#1f2937"
+ARROW = "#111827"  # the v* arrow: the exact field's colour
 SEQ = ["#4C78A8", "#E45756", "#54A24B", "#B279A2", "#F58518", "#72B7B2", "#9D755D", "#EECA3B"]
 # One colour per method on every page, chart and export (the method, not the order it was
 # trained in, picks it). Two runs of one method share the colour and differ in dash.
