@@ -3,6 +3,7 @@ server-wide queue (flowviz.serve), presets opened finished, and a bound on each 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import streamlit as st
@@ -60,7 +61,9 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     ``preset``: the run's config (for ReFlow's later phases, its experiment.phase_ids entry):
     when a preset in assets/presets has exactly this config, the page opens on its finished
     state, trained offline, with a "Retrain live" button; ``after``: the previous phase's
-    state, which must come from the same preset.
+    state, which must come from the same preset; it is also the phase this one is built from:
+    once that phase is retrained, this one is stale (``is_stale``) and can be built again as
+    soon as the new one is done.
     Returns the state for ``key`` (None before the first click).
     """
     runs = st.session_state.setdefault("runs", {})
@@ -71,15 +74,20 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     c1, c2, c3 = st.columns([1, 1, 1])
     state = runs.get(key)
     from_preset = state is not None and "preset" in state.meta
+    stale = _mark_stale(state, after)
     redo = "Retrain live" if isinstance(state, fv.TrainState) else f"{start} live"
-    label = redo if from_preset else \
+    label = start if stale else redo if from_preset else \
         "Resume" if state is not None and not state.done else start
+    # a phase is (re)built only on a finished, current previous phase (none: the first phase)
+    ready = not stale if after is None else after.done and not after.meta.get("stale")
     if c1.button(label, key=f"train:{key}", type="primary",
-                 disabled=state is not None and state.done and not from_preset):
-        if state is None or from_preset:
+                 disabled=(state is not None and state.done and not from_preset and not stale)
+                 or ((state is None or from_preset or stale) and not ready)):
+        if state is None or from_preset or stale:
             runs.pop(key, None)
             runs[key] = state = build()
             state.meta.update(meta or {})
+            _built_on(state, after)
             st.session_state[f"live:{key}"] = True
             _bound_runs(runs, key)
         st.session_state[flag] = True
@@ -179,8 +187,39 @@ def _load_preset(key: str, ident, after, meta: dict | None) -> None:
     if phase in loaded[p.name]:
         state = loaded[p.name][phase]
         state.meta.update(meta or {})
+        _built_on(state, after)
         st.session_state["runs"][key] = state
         _bound_runs(st.session_state["runs"], key)
+
+
+# --- phases built on phases: a later phase is stale once an earlier one is retrained --------
+
+_STAMPS = itertools.count(1)
+
+
+def _stamp(state) -> int:
+    """An id of this very state (not of its config: a retrained phase has the same key)."""
+    return state.meta.setdefault("stamp", next(_STAMPS))
+
+
+def _built_on(state, after) -> None:
+    if after is not None:
+        state.meta["built_on"] = _stamp(after)
+        state.meta["stale"] = False
+
+
+def is_stale(state) -> bool:
+    """Whether ``state`` was built on a phase that has been retrained or reset since (or on a
+    stale one): live_training(..., after=) marks it and offers to build it again."""
+    return bool(state is not None and state.meta.get("stale"))
+
+
+def _mark_stale(state, after) -> bool:
+    if state is None or "built_on" not in state.meta:
+        return False
+    state.meta["stale"] = after is None or after.meta.get("stamp") != state.meta["built_on"] \
+        or bool(after.meta.get("stale"))
+    return state.meta["stale"]
 
 
 def _bound_runs(runs: dict, key: str) -> None:
