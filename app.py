@@ -17,6 +17,8 @@ st.set_page_config(page_title="flowviz · fast generation with flow matching",
 
 PAGES = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/theatre.py", title="Flow theatre", icon=":material/theaters:",
+            url_path="theatre"),
     st.Page("views/straight_pairs.py", title="Straight pairs, curved flow",
             icon=":material/timeline:", url_path="straight_pairs"),
     st.Page("views/diffusion_vs_fm.py", title="Diffusion PF-ODE vs flow matching",
