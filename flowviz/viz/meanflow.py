@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
 from .figures import _arrow_heads, _np, _segments, heatmap_fig, scatter
-from .style import LINE, PATH, SEQ, SOURCE, TARGET, base
+from .style import LINE, PATH, SOURCE, TARGET, base, log_axis, method_color
 
 MEAN = "#F58518"  # the mean velocity u and its chord
 INST = "#4C78A8"  # the instantaneous velocity v
-MODEL = "#B279A2"  # a trained u_θ
+MODEL = method_color("MeanFlow")  # a trained u_θ: the MeanFlow colour of every page
+BAR_TITLE = dict(title=dict(side="right"))  # a colour-bar title beside its ticks, not over them
 
 
 def _arrow(fig, p, d, name, color, width=3.0, dash=None, head=0.18):
@@ -77,18 +79,16 @@ def running_mean_fig(v_path, u_row, i: int, j: int, model_row=None, title: str =
         m = _np(model_row)[i:]
         fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", name="u_θ(x_t, t, r′)",
                                  line=dict(color=MODEL, width=2.5, dash="dash")))
-    for k, (label, row) in enumerate((extra or {}).items()):
+    for label, row in (extra or {}).items():  # e.g. a Shortcut model, in its method's colour
         m = _np(row)[i:]
         fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", name=label,
-                                 line=dict(color=SEQ[(k + 2) % len(SEQ)], width=2.5,
-                                           dash="dot")))
+                                 line=dict(color=method_color(label), width=2.5, dash="dot")))
     fig.add_trace(go.Scatter(x=[u[0, 0]], y=[u[0, 1]], mode="markers",
                              name="r′ = t: u = v(x_t, t)",
                              marker=dict(size=12, color=INST, symbol="circle")))
     fig.add_trace(go.Scatter(x=[u[j - i, 0]], y=[u[j - i, 1]], mode="markers",
                              name="u(x_t, t, r) at the chosen r",
                              marker=dict(size=13, color=MEAN, symbol="star")))
-    fig.update_layout(legend=dict(y=-0.2), margin=dict(b=60))
     return fig
 
 
@@ -99,12 +99,14 @@ def tr_map_fig(ts, z, title: str = "", name: str = "", mark=None, height: int = 
     ts, z = _np(ts), _np(z)
     fig = heatmap_fig(ts, ts, z.T, title, name, lim=None, height=height, colorscale=colorscale,
                       zmax=zmax)
+    fig.update_traces(colorbar=BAR_TITLE, selector=dict(type="heatmap"))
     fig.update_xaxes(title="t (start)", range=[ts[0], ts[-1]])
     fig.update_yaxes(title="r (end)", range=[ts[0], ts[-1]], scaleanchor="x", scaleratio=1)
     fig.add_trace(go.Scatter(x=[ts[0], ts[-1]], y=[ts[0], ts[-1]], mode="lines", name="r = t",
                              line=dict(color="gray", dash="dot"), showlegend=False))
     if mark is not None:
         fig.add_trace(go.Scatter(x=[mark[0]], y=[mark[1]], mode="markers", name="chosen (t, r)",
+                                 showlegend=False,  # named in the caption: no legend box
                                  marker=dict(size=13, color="white", symbol="x",
                                              line=dict(color="black", width=1))))
     return fig
@@ -117,7 +119,9 @@ def error_points_fig(x, err, title: str = "", name: str = "error", lim: float | 
     fig = base(title, height, lim=lim)
     fig.add_trace(go.Scattergl(x=x[:, 0], y=x[:, 1], mode="markers", name=name,
                                marker=dict(size=6, color=e, colorscale=colorscale, cmin=0,
-                                           cmax=cmax, colorbar=dict(title=name, thickness=12)),
+                                           cmax=cmax,
+                                           colorbar=dict(thickness=12, title=dict(
+                                               text=name, side="right"))),
                                text=[f"{a:.3f}" for a in e]))
     return fig
 
@@ -125,16 +129,32 @@ def error_points_fig(x, err, title: str = "", name: str = "error", lim: float | 
 def jumps_fig(x0, ends: dict, data=None, title: str = "", n_lines: int = 80,
               lim: float | None = 4.5, height: int = 460) -> go.Figure:
     """One-step jumps from the same noise x0 (N, 2): ends maps a label to the landing points
-    (N, 2); the first n_lines jumps of each are drawn as segments."""
+    (N, 2); the first n_lines jumps of each are drawn as segments, coloured by what they follow
+    (a trained u_θ in the MeanFlow colour, the exact u* as the chord, v as the tangent)."""
     x0 = _np(x0)
     fig = base(title, height, lim=lim)
     if data is not None:
         scatter(fig, data, "data", TARGET, 3, 0.2)
-    for k, (label, e) in enumerate(ends.items()):
-        e, c = _np(e), SEQ[(k + 2) % len(SEQ)]
+    for label, e in ends.items():
+        e = _np(e)
+        c = MODEL if "θ" in label else MEAN if "u*" in label else INST
         xs, ys = _segments(x0[:n_lines], e[:n_lines])
         fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                                    line=dict(color=c, width=0.8)))
         scatter(fig, e, label, c, 4, 0.8)
     scatter(fig, x0[:n_lines], "noise x0", SOURCE, 4, 0.8)
     return fig
+
+
+def bucket_loss_fig(steps, losses: dict, title: str = "", height: int = 380) -> go.Figure:
+    """losses: time-bucket label -> loss per logged step, one line per bucket from early t (dark)
+    to late t (light), on a log axis in decades, the legend beside the plot."""
+    fig = base(title, height, square=False, xlabel="step", ylabel="‖Δ‖²")
+    cols = sample_colorscale("Viridis", [0.9 * k / max(1, len(losses) - 1)
+                                         for k in range(len(losses))])
+    for (label, y), c in zip(losses.items(), cols, strict=True):
+        fig.add_trace(go.Scatter(x=_np(steps), y=_np(y), mode="lines", name=label,
+                                 line=dict(color=c, width=2)))
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02),
+                      margin=dict(r=130))
+    return log_axis(fig, "y")
