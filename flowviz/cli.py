@@ -7,6 +7,7 @@
     python -m flowviz presets                 # retrain the classroom presets (assets/presets)
     python -m flowviz instaflow --config run.json --out runs/if.pt   # InstaFlow pipeline
     python -m flowviz figure straight_pairs --target moons --out figs   # a page's figures
+    python -m flowviz theatre --k 4 --out theatre   # the Flow theatre page's animation
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from .methods.instaflow import (
 )
 from .models import MLPConfig
 from .solvers import FIXED
+from .theatre import DEFAULT as _THEATRE_DEFAULT
+from .theatre import METHODS as _THEATRE_METHODS
 from .train import OptimConfig, train_steps
 
 
@@ -154,6 +157,30 @@ def cmd_instaflow(a) -> int:
     return 0
 
 
+def cmd_theatre(a) -> int:
+    """The Flow theatre page's animation headless, from the presets: an HTML page that plays
+    it (the same plotly figure), the GIF and the frames CSV in ``--out``."""
+    from pathlib import Path
+
+    from . import theatre
+    from .viz.theatre import theatre_fig, theatre_gif
+    if a.k < 1 or a.n < 1:
+        print("error: --k and --n must be at least 1", file=sys.stderr)
+        return 2
+    flights = theatre.from_presets(a.methods, a.k, a.n, a.seed)
+    times, data = theatre.frame_times(flights), theatre.preset_data()[0]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    theatre_fig(flights, times, overlay=a.overlay, data=data).write_html(
+        out / "theatre.html", include_plotlyjs=True, auto_play=False)
+    (out / "theatre.gif").write_bytes(theatre_gif(flights, times, data))
+    (out / "theatre_frames.csv").write_text(theatre.frames_csv(flights, times))
+    for f in flights.values():
+        print(f"{f.label:>18}: {f.how}")
+    print(f"wrote theatre.html, theatre.gif, theatre_frames.csv ({len(times)} frames) to {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m flowviz", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -199,6 +226,14 @@ def main(argv=None) -> int:
     i.add_argument("--n", type=int, default=1000, help="samples per condition for the ED")
     i.add_argument("--device", default="auto")
     i.add_argument("--out", help="checkpoint path (.pt)")
+    th = sub.add_parser("theatre", help="the Flow theatre's animation from the presets")
+    th.add_argument("--methods", nargs="+", default=list(_THEATRE_DEFAULT),
+                    choices=list(_THEATRE_METHODS))
+    th.add_argument("--k", type=int, default=1, help="network calls per sample (NFE)")
+    th.add_argument("--n", type=int, default=400, help="noise points")
+    th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--overlay", action="store_true", help="one panel instead of one per method")
+    th.add_argument("--out", default="theatre")
     reproduce.add_parser(sub)
     image_cli.add_parser(sub)
     a = p.parse_args(argv)
@@ -207,7 +242,7 @@ def main(argv=None) -> int:
     try:
         return {"train": cmd_train, "eval": cmd_eval, "exact": cmd_exact,
                 "instaflow": cmd_instaflow,
-                "presets": cmd_presets, "figure": reproduce.cmd_figure,
+                "presets": cmd_presets, "figure": reproduce.cmd_figure, "theatre": cmd_theatre,
                 "image": image_cli.cmd_image}[a.cmd](a)
     except (checkpoint.CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)

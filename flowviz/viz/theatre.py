@@ -158,7 +158,7 @@ def theatre_gif(flights: dict, times: np.ndarray, data=None, lim: float = 3.0,
         dots.append((ax.scatter(p[0, :, 0], p[0, :, 1], s=5, c=method_color(f.label), lw=0), p))
         seen.append(visited(f, times))
     clock = fig.text(0.01, 0.99, "", fontsize=13, fontweight="bold", va="top")
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.tight_layout(rect=(0, 0, 1, 0.95), h_pad=2.0)
     frames = []
     for i, t in enumerate(times):
         for (dot, p), v in zip(dots, seen, strict=True):
