@@ -211,6 +211,15 @@ def preset_data():
     return run.target_points(), run.h
 
 
+def missing_presets() -> list[str]:
+    """The presets the theatre needs that this server lacks (all of them when presets are
+    turned off)."""
+    names = sorted({name for name, _ in PRESETS.values()})
+    if not presets.enabled():
+        return names
+    return [n for n in names if n not in presets.specs() or not presets.specs()[n].path.exists()]
+
+
 def weights(keys) -> tuple:
     """Digests of the preset checkpoints behind ``keys``: they key the stored evaluations."""
     return tuple(sorted({presets.weights_digest(PRESETS[k][0]) for k in keys if k in PRESETS}))

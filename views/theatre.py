@@ -62,6 +62,11 @@ st.title("Flow theatre: every method from the same noise")
 st.caption("Article §6.3.1 · the preset models of the other pages (two moons, h = 0.05), each "
            "with its own sampler, carrying the same noise to the data")
 cfg = page_settings()
+if missing := th.missing_presets():
+    st.info(f"The theatre plays the classroom presets, and this server has none of "
+            f"{', '.join(missing)} (presets off with FLOWVIZ_PRESETS=0, or not yet made: "
+            "`python -m flowviz presets`). Every other page still trains its runs live.")
+    st.stop()
 choice = ask("theatre", "Every method gets **one** network call (NFE 1) from the same noise. "
                         "Whose points end **farthest** from where the exact field v* carries "
                         "that noise?", QUESTION, "§2, §3, §5, §6")
