@@ -324,3 +324,69 @@ def coupling_report(pipe: InstaFlowPipeline, n: int = 300) -> dict:
                     "student_loss": hist[-1]["loss"] if hist else float("nan"),
                     "nfe_per_pair": sum(pipe.jobs[src].chunk_nfe) / len(pipe.jobs[src].chunk_nfe)}
     return out
+
+
+# --- what the InstaFlow page shows -------------------------------------------------------------
+
+def teacher_paths(pipe: InstaFlowPipeline, n: int = 120) -> dict:
+    """condition name -> the teacher's ODE paths (T, n, 2) from the same noise for every
+    condition (the exact teacher needs no training; a trained one its finished phase)."""
+    from ..solvers import solve
+
+    r = pipe.run
+    x0 = torch.randn(n, 2, generator=torch.Generator().manual_seed(r.seed + 7)).to(pipe.device)
+    out = {}
+    for c, name in enumerate(CONDITIONS[r.target]):
+        lab = torch.full((n,), c, device=pipe.device)
+        out[name] = solve(partial(pipe.teacher, label=lab), x0, r.teacher_solver,
+                          r.teacher_steps, t1=pipe.t_end, return_traj=True).traj.cpu()
+    return out
+
+
+def condition_noise_floor(target: str, n: int = 1000, seed: int = 0, reps: int = 3) -> float:
+    """The sampling noise of a per-condition energy distance at n points: the RMS distance
+    between independent n-point sets of one condition's data, over conditions and ``reps``."""
+    from ..metrics import energy_distance
+
+    eds = torch.tensor([energy_distance(class_samples(target, c, n, seed + 10 * i + c),
+                                        class_samples(target, c, n, seed + 10 * i + c + 5000))
+                        for c in range(len(CONDITIONS[target])) for i in range(reps)])
+    return float(eds.pow(2).mean().sqrt())
+
+
+def one_step_report(pipe: InstaFlowPipeline, n: int = 1000, seed: int = 0) -> dict:
+    """The lesson's numbers: per-condition energy distance to the data of the teacher (its own
+    steps), one Euler step of the 2-RF and the one-step student distilled from the 2-RF; the
+    triples each condition got, and the distances' sampling noise."""
+    r = pipe.run
+    steps = {"teacher": r.teacher_steps, "2-RF": 1, "student from 2-RF": 1}
+    return {**{who: per_condition_quality(pipe, who, m, n, seed) for who, m in steps.items()},
+            "triples": torch.bincount(pipe.cond.cpu(), minlength=r.n_classes).tolist(),
+            "floor": condition_noise_floor(r.target, n, seed)}
+
+
+def latency_report(pipe: InstaFlowPipeline, quality: dict, n: int = 1000,
+                   seed: int = 0) -> list[tuple[str, float, float]]:
+    """(sampler, ms per 10 000 samples, mean energy distance over conditions) for the teacher,
+    the 2-RF at 1, 2, 4, 8 Euler steps and the student; ``quality``: one_step_report's
+    distances (reused where they were measured)."""
+    r = pipe.run
+    rows = []
+    for label, who, m in [(f"teacher · {r.teacher_steps} steps", "teacher", r.teacher_steps),
+                          *((f"2-RF · {m} step{'s' * (m > 1)}", "2-RF", m) for m in (1, 2, 4, 8)),
+                          ("2-RF + distill · 1 step", "student from 2-RF", 1)]:
+        ed = quality[who] if m == (r.teacher_steps if who == "teacher" else 1) else \
+            per_condition_quality(pipe, who, m, n, seed)
+        rows.append((label, 1000 * latency(pipe, who, m), sum(ed) / len(ed)))
+    return rows
+
+
+def students_report(pipe: InstaFlowPipeline, n: int = 1000, seed: int = 0) -> dict:
+    """The paper's control: the student distilled straight from the teacher's triples next to
+    the one from the 2-RF (distance to the data and to the teacher's samples per condition),
+    and how curved and costly each coupling they were distilled from is."""
+    students = ("student from 2-RF", "student from teacher")
+    return {"data": {s: per_condition_quality(pipe, s, 1, n, seed) for s in students},
+            "teacher": {s: per_condition_quality(pipe, s, 1, n, seed, ref="teacher")
+                        for s in students},
+            "coupling": coupling_report(pipe)}

@@ -1,5 +1,5 @@
 """Figures of the InstaFlow page (article §4): paths per condition, per-condition quality,
-latency vs quality."""
+latency vs quality. Stages are coloured by the method their label names (style.method_color)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .figures import _np
-from .style import SEQ, base
+from .style import SEQ, base, format_distance, log_axis, method_color
+
+NOISE_BAND = "rgba(148,163,184,0.25)"
+PATTERNS = ["", "/", "x", "."]  # a second bar of the same method's colour gets a pattern
 
 
 def conditioned_paths_fig(trajs: dict, title: str = "", lim: float = 4.5, n_paths: int = 12,
                           height: int = 460) -> go.Figure:
-    """trajs: condition name -> paths (T, N, 2); each condition in its own colour, with its
-    start (hollow) and end (filled) points."""
+    """trajs: condition name -> paths (T, N, 2); each condition in its own colour (conditions
+    are not methods), with its start (hollow) and end (filled) points."""
     fig = base(title, height, lim=lim)
     for i, (name, tr) in enumerate(trajs.items()):
         tr = _np(tr)[:, :n_paths]
@@ -31,39 +34,54 @@ def conditioned_paths_fig(trajs: dict, title: str = "", lim: float = 4.5, n_path
 
 
 def per_condition_fig(names, values: dict, title: str = "", ylabel: str = "energy distance",
-                      rare: int | None = None, floor: float = 1e-4, height: int = 400,
-                      hline: float | None = None) -> go.Figure:
-    """Grouped bars: one group per condition, one bar per stage (values: stage -> list), on a
-    log axis (values below ``floor`` are drawn at it); the rare condition's label is marked."""
+                      rare: int | None = None, floor: float | None = None,
+                      height: int = 400) -> go.Figure:
+    """Grouped bars: one group per condition, one bar per stage (values: stage label -> list)
+    in the colour of the method the label names, on a decade log axis. ``floor``: the
+    distances' sampling noise, drawn as a grey band; a bar below it ends on the band's lower
+    edge and its hover says "≤ noise (value)". The rare condition's label is marked."""
     fig = base(title, height, square=False, ylabel=ylabel)
     labels = [f"<b>{n} (rare)</b>" if i == rare else str(n) for i, n in enumerate(names)]
-    for i, (stage, v) in enumerate(values.items()):
+    lo = floor / 4 if floor else 1e-4
+    seen: dict[str, int] = {}
+    for stage, v in values.items():
         v = np.asarray(v, dtype=float)
-        fig.add_trace(go.Bar(x=labels, y=np.maximum(v, floor), name=stage,
-                             marker_color=SEQ[i % len(SEQ)], customdata=v,
-                             hovertemplate="%{x}: %{customdata:.4f}<extra>" + stage + "</extra>"))
+        color = method_color(stage)
+        k = seen[color] = seen.get(color, -1) + 1
+        fig.add_trace(go.Bar(x=labels, y=np.maximum(v, lo), name=stage, customdata=v,
+                             text=[format_distance(a, floor) for a in v], textposition="none",
+                             marker=dict(color=color,
+                                         pattern_shape=PATTERNS[k % len(PATTERNS)]),
+                             hovertemplate="%{x}: %{text}<extra>" + stage + "</extra>"))
     fig.update_layout(barmode="group")
-    fig.update_yaxes(type="log")
-    if hline is not None:
-        fig.add_hline(y=hline, line=dict(dash="dash", color="gray"),
-                      annotation_text=f"{hline:g}")
-    return fig
+    if floor:
+        fig.add_hrect(y0=lo, y1=floor, fillcolor=NOISE_BAND, line_width=0, layer="above")
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="≤ sampling noise",
+                                 marker=dict(symbol="square", size=12,
+                                             color="rgba(148,163,184,0.45)")))
+    top = max((float(np.max(np.maximum(np.asarray(v, float), lo))) for v in values.values()),
+              default=1.0)
+    return log_axis(fig, "y", lo=lo, hi=top)
 
 
 def latency_fig(rows: list[tuple[str, float, float]], title: str = "",
                 height: int = 420) -> go.Figure:
-    """rows: (label, milliseconds per 10k samples, mean energy distance), log-log, one legend
-    entry per sampler (labels beside the points overlap when timings are close)."""
+    """rows: (sampler label, milliseconds per 10k samples, mean energy distance), log-log in
+    decades, each point in the colour of the method its label names (repeats get other
+    symbols), one legend entry per sampler."""
     fig = base(title, height, square=False, xlabel="wall time per 10 000 samples (ms)",
-               ylabel="mean energy distance per condition")
-    ms = np.array([r[1] for r in rows])
-    ed = np.maximum(np.array([r[2] for r in rows]), 1e-4)
-    for i, (label, *_) in enumerate(rows):
-        fig.add_trace(go.Scatter(x=[ms[i]], y=[ed[i]], mode="markers", name=label,
-                                 marker=dict(size=14, color=SEQ[i % len(SEQ)],
+               ylabel="mean energy distance")
+    symbols = ["circle", "square", "diamond", "triangle-up", "cross"]
+    seen: dict[str, int] = {}
+    for label, ms, ed in rows:
+        color = method_color(label)
+        k = seen[color] = seen.get(color, -1) + 1
+        fig.add_trace(go.Scatter(x=[ms], y=[max(ed, 1e-4)], mode="markers", name=label,
+                                 marker=dict(size=14, color=color, symbol=symbols[k % 5],
                                              line=dict(width=1, color="white"))))
-    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
-    pad = 0.15
-    fig.update_xaxes(type="log", range=[np.log10(ms.min()) - pad, np.log10(ms.max()) + pad])
-    fig.update_yaxes(type="log", range=[np.log10(ed.min()) - pad, np.log10(ed.max()) + pad])
-    return fig
+    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(b=60))
+    ms = [r[1] for r in rows]
+    ed = [max(r[2], 1e-4) for r in rows]
+    log_axis(fig, "x", lo=min(ms) / 1.5, hi=max(ms) * 1.5)
+    return log_axis(fig, "y", lo=min(ed) / 1.3, hi=max(ed) * 1.3)
