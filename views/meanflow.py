@@ -59,7 +59,7 @@ def exact_jumps(cfg, n: int = 200) -> dict:
 
 
 def intro() -> None:
-    st.title("MeanFlow: learn the average velocity, jump in one step")
+    st.title("MeanFlow: learn the average, jump once")
     st.caption("Article §6–6.2 · Geng et al. 2025, *Mean Flows for One-step Generative "
                "Modeling* · time runs from noise t = 0 to data t = 1, and r ≥ t")
     st.markdown("Flow matching learns the tangent $v(x_t, t)$ of a curved trajectory. MeanFlow "
@@ -90,9 +90,9 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
         chart(mviz.chord_fig(ex["traj"], ex["ts"], i, j, ex["v"][i],
                              data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
                              ends, title=f"Exact flow from ({px:.1f}, {py:.1f})", lim=LIM,
-                             height=450), "mf-chord")
+                             height=430), "mf-chord")
     with c2:
-        chart(mviz.running_mean_fig(ex["v"], ex["u"][i], i, j, row, height=450,
+        chart(mviz.running_mean_fig(ex["v"], ex["u"][i], i, j, row, height=430,
                                     title="Velocity space: u is the running mean of v"),
               "mf-running")
     n = tangent_and_chord(ex["v"][i], ex["u"][i, j], t, r)
@@ -171,25 +171,23 @@ def settings(cfg) -> MeanFlowRun:
 
 def train(cfg, data_key: tuple, dev):
     st.header("2 · Learn u without the integral")
+    st.markdown("Differentiate $(r-t)\\,u = \\int_t^r v\\,d\\tau$ in $t$: the **MeanFlow "
+                "identity** (§6.1) needs no integral, only one JVP of the network:")
+    st.latex(r"u(x_t,t,r)=v(x_t,t)-(t-r)\,\tfrac{d}{dt}u(x_t,t,r),\qquad "
+             r"\tfrac{d}{dt}u=\partial_x u\;v+\partial_t u")
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.markdown("Differentiate $(r-t)\\,u = \\int_t^r v\\,d\\tau$ in $t$: the **MeanFlow "
-                    "identity** (§6.1) needs no integral, only one JVP of the network.")
-        st.latex(r"u(x_t,t,r)=v(x_t,t)-(t-r)\,\tfrac{d}{dt}u(x_t,t,r)")
-        st.latex(r"\tfrac{d}{dt}u=\partial_x u\;v+\partial_t u")
-        st.markdown("The network regresses on that right-hand side (stop-gradient) with "
-                    "$v = x_1 - x_0$; rows with $r = t$ are plain flow matching.")
+        st.markdown("The network regresses on the right-hand side (stop-gradient), with "
+                    "$v = x_1 - x_0$; rows with $r = t$ are plain flow matching. Loss parts: "
+                    "**mse_fm** on rows with $r = t$, **mse_mean** on rows with $r > t$.")
         run = settings(cfg)
+        reproduce_box("meanflow", "mf_", {"This run's config": run.to_json()})
     key = run_key("mf", run, cfg.upload, cfg.device)
     with right:
         state = live_training(key, lambda: build_meanflow(run, dev, uploaded_points()),
                               chunk=50, meta={"label": f"MeanFlow, w{run.model.hidden}",
                                               "data": data_key, "page": "meanflow"},
                               loss_keys=("mse_fm", "mse_mean"), preset=run)
-        st.caption("mse_fm: ‖u_θ − v‖² on rows with r = t; mse_mean: ‖u_θ − u_tgt‖² on rows "
-                   "with r > t (before the adaptive weight).")
-    with left:
-        reproduce_box("meanflow", "mf_", {"This run's config": run.to_json()})
     return run, key, state
 
 
@@ -206,23 +204,24 @@ def one_jump_of_the_model(cfg, key, state, x0, ref, floor) -> dict:
         chart(mviz.jumps_fig(x0.cpu(), {"one jump of u_θ: x0 + u_θ(x0, 0, 1)": out["one_jump"]},
                              data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
                              f"One network call, {state.step} steps of training", lim=LIM,
-                             height=420), "mf-model-jumps")
-        k1, k2 = st.columns(2)
-        k1.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
-        if gaussian:
-            k2.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
-                      help="The best any instantaneous-velocity model can do in one step.")
-        else:
-            k2.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))
+                             height=400), "mf-model-jumps")
     with c2:
         curves = {"MeanFlow: k jumps of u_θ": out["jumps"],
                   "MeanFlow net as v_θ, Euler": out["as_velocity"]}
         if gaussian:
             curves["exact v*, Euler"] = exact_nfe_curve(cfg)
         chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs NFE",
-                                        height=420, floor=floor), "mf-nfe")
-        st.caption(f"{N_EVAL} samples against {N_EVAL} data samples. The same weights used as "
-                   "an ODE field v_θ(x, t) = u_θ(x, t, t) need many steps; as a jump, one.")
+                                        height=400, floor=floor), "mf-nfe")
+    k1, k2, k3 = st.columns([1, 1, 2])
+    k1.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
+    if gaussian:
+        k2.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
+                  help="The best any instantaneous-velocity model can do in one step.")
+    else:
+        k2.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))
+    k3.caption(f"Energy distance of {N_EVAL} samples to {N_EVAL} data samples. The same "
+               "weights used as an ODE field v_θ(x, t) = u_θ(x, t, t) need many steps; used "
+               "as a jump, one.")
     return out
 
 

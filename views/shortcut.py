@@ -50,8 +50,8 @@ def intro() -> None:
         "steps follows that tangent off the curved flow. A shortcut model also takes the step "
         "size $d$ and learns the average direction over $[t, t+d]$:")
     st.latex(r"x_{t+d}=x_t+d\,s_\theta(x_t,t,d),\qquad s_\theta(x,t,0)=v(x,t)")
-    st.markdown("No teacher teaches the big steps: one step of $2d$ must equal two steps of $d$ "
-                "(self-consistency, §5.1), with $x' = x_t + d\\,s(x_t,t,d)$:")
+    st.markdown("No teacher for big steps: one step of $2d$ must equal two of $d$ (§5.1), "
+                "with $x' = x_t + d\\,s(x_t,t,d)$:")
     st.latex(r"s(x_t,t,2d)=\tfrac12\,s(x_t,t,d)+\tfrac12\,s(x',t+d,d)")
 
 
@@ -154,19 +154,19 @@ def train(cfg, data_key: tuple):
 
 def the_family(r: dict, floor: float) -> None:
     st.header("2 · One network, a family of samplers")
-    st.markdown("The same noise, sampled with $M$ steps of $d = 1/M$ ($M$ network calls).")
     c1, c2 = st.columns([1, 1])
     with c1:
         chart(fv.viz.family_fig(r["paths"], f"Paths of {N_PATHS} noise points, M = 1 … 128",
-                                N_PATHS, LIM, height=430), "sc-family",
+                                N_PATHS, 3.5, height=400), "sc-family",
               traj=r["paths"][max(NFES)], arrays={f"traj_M{m}": r["paths"][m] for m in NFES})
     with c2:
         chart(fv.viz.clouds_grid_fig(
             r["ref"], {m: r["samples"][m][:1000] for m in CLOUDS},
             {m: f"M = {m} · {format_distance(r['ed'][m], floor)}" for m in CLOUDS},
-            cols=2, lim=LIM, panel=190), "sc-clouds")
-    st.caption(f"Panel titles: energy distance of {N_EVAL} samples to {N_EVAL} data points "
-               f"(lower is better); below its sampling noise ({floor:.4f}) it reads ≤ noise.")
+            cols=2, lim=LIM, panel=165), "sc-clouds")
+    st.caption(f"The same noise, sampled with M steps of d = 1/M (M network calls). Panel "
+               f"titles: energy distance of {N_EVAL} samples to {N_EVAL} data points (lower is "
+               f"better); below its sampling noise ({floor:.4f}) it reads ≤ noise.")
 
 
 def answer_for(calls: int | None) -> str:
@@ -175,31 +175,31 @@ def answer_for(calls: int | None) -> str:
 
 def against_fm(run, cfg, key, data_key, r, x0, ref, floor) -> None:
     st.header("3 · One jump against plain flow matching")
-    st.markdown("Plain flow matching: the same network without the $d$ input, the same data, "
-                "trained for the **same time**, sampled with Euler (one network call a step).")
-    choice = ask("sc-fm", "How many network calls does plain flow matching need to land as "
-                 "close to the data as the shortcut model's **single** jump?",
-                 [FEW, SOME, MANY], "§5.2")
+    choice = ask("sc-fm", "Plain flow matching (the same network without the d input, the same "
+                 "data, trained for the **same time**) samples with Euler, one network call a "
+                 "step. How many calls does it need to land as close to the data as the "
+                 "shortcut model's **single** jump?", [FEW, SOME, MANY], "§5.2")
     if choice is None:
         waiting("Commit to a prediction: the plain-FM run and its curve are drawn here.")
         return
-    fm_key = f"scfm:{key}"
+    fm_key, dev = f"scfm:{key}", device(cfg)
 
     def build_fm_same_time():
-        fm_run, cost = same_time(run, n=15, reps=3, device=device(cfg),
-                                 uploaded=uploaded_points())
-        fm_state = fv.build_fm(fm_run, device(cfg), uploaded_points())
+        fm_run, cost = same_time(run, n=15, reps=3, device=dev, uploaded=uploaded_points())
+        fm_state = fv.build_fm(fm_run, dev, uploaded_points())
         fm_state.meta["cost"] = cost
         return fm_state
 
-    c1, c2 = st.columns([2, 3])
-    with c1:
+    ready = st.session_state.get("runs", {}).get(fm_key)
+    opened = partner_preset(key) is None and not (ready is not None and ready.done)
+    with st.expander("Plain flow matching, trained for the same time", expanded=opened,
+                     icon=":material/model_training:"):
         fm = live_training(fm_key, build_fm_same_time, preset=partner_preset(key),
                            meta={"label": "plain FM, Euler", "data": data_key, "kind": "fm"})
         if fm is not None and fm.step > 0:
             same_time_caption(fm, "shortcut", "FM", run.optim.steps)
     if fm is None or fm.step == 0 or training_active(fm_key):
-        c2.info("Train plain flow matching (left): its curve answers the question.")
+        st.info("Train plain flow matching (above): its curve answers the question.")
         return
     fm_res, fk = results("sc_fm_results"), (fm_key, fm.step)
     if fk not in fm_res:
@@ -209,21 +209,23 @@ def against_fm(run, cfg, key, data_key, r, x0, ref, floor) -> None:
               "plain FM, Euler (same time)": (fm_nfes, fm_eds)}
     if cfg.source == "gaussian":
         curves["exact v*, Euler (perfect FM)"] = exact_nfe_curve(cfg, N_EVAL)
-    with c2:
-        chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs network "
-                                        "calls", height=420, floor=floor), "sc-quality")
     one = r["ed"][1]
     calls = calls_to_match(fm_nfes, fm_eds, max(one, floor))
-    k1, k2, k3 = st.columns(3)
-    k1.metric("Shortcut, one jump", format_distance(one, floor))
-    k2.metric("Plain FM, one step", format_distance(fm_eds[0], floor))
-    k3.metric("FM calls to match", calls or "> 128")
-    verdict("sc-fm", answer_for(calls),
-            f"Plain flow matching reaches the shortcut's one-jump distance "
-            f"{'only at ' + str(calls) + ' calls' if calls else 'at no budget up to 128'}. "
-            "Its one step follows the tangent at t = 0, which points at the data mean; "
-            "s(x, 0, 1) learned the whole chord from the model's own half steps, so one jump "
-            "lands on the curved flow's end.")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs network "
+                                        "calls", height=400, floor=floor), "sc-quality")
+    with c2:
+        k1, k2 = st.columns(2)
+        k1.metric("Shortcut, one jump", format_distance(one, floor))
+        k2.metric("Plain FM, one step", format_distance(fm_eds[0], floor))
+        k1.metric("FM calls to match", calls or "> 128")
+        verdict("sc-fm", answer_for(calls),
+                f"Plain flow matching reaches the shortcut's one-jump distance "
+                f"{'only at ' + str(calls) + ' calls' if calls else 'at no budget up to 128'}. "
+                "Its one step follows the tangent at t = 0, which points at the data mean; "
+                "s(x, 0, 1) learned the whole chord from the model's own half steps, so one "
+                "jump lands on the curved flow's end.")
 
 
 intro()

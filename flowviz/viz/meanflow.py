@@ -35,25 +35,25 @@ def chord_fig(traj, ts, i: int, j: int, v_t, data=None, model_ends=None, fan: in
     fig = base(title, height, lim=lim)
     if data is not None:
         scatter(fig, data, "data", TARGET, 3, 0.18)
-    fig.add_trace(go.Scatter(x=tr[:, 0], y=tr[:, 1], mode="lines", name="trajectory of v",
+    fig.add_trace(go.Scatter(x=tr[:, 0], y=tr[:, 1], mode="lines", name="path of v",
                              line=dict(color=PATH, width=3)))
     ks = np.unique(np.linspace(i + 1, len(ts) - 1, fan).round().astype(int)) if i + 1 < len(ts) \
         else np.array([], int)
     if len(ks):
         xs, ys = _segments(np.repeat(tr[i][None], len(ks), 0), tr[ks])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="chords x_t → x_r′ (r′ > t)",
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="chords x_t → x_r′",
                                  line=dict(color=LINE, width=1.5), hoverinfo="skip"))
     h = ts[j] - ts[i]
     if j > i:
-        _arrow(fig, tr[i], tr[j] - tr[i], "jump (r − t)·u = x_r − x_t", MEAN, 4)
-        _arrow(fig, tr[i], h * v, "one step of v: (r − t)·v(x_t, t)", INST, 3, "dot")
+        _arrow(fig, tr[i], tr[j] - tr[i], "jump (r − t)·u", MEAN, 4)
+        _arrow(fig, tr[i], h * v, "step (r − t)·v", INST, 3, "dot")
     if model_ends is not None:
         me = _np(model_ends)
-        fig.add_trace(go.Scatter(x=me[:, 0], y=me[:, 1], mode="lines", name="u_θ jumps x_t + "
-                                 "(r′ − t)·u_θ", line=dict(color=MODEL, width=2.5, dash="dash")))
+        fig.add_trace(go.Scatter(x=me[:, 0], y=me[:, 1], mode="lines", name="u_θ jumps",
+                                 line=dict(color=MODEL, width=2.5, dash="dash")))
         if j > i:
             fig.add_trace(go.Scatter(x=[me[j, 0]], y=[me[j, 1]], mode="markers",
-                                     name="u_θ jump to r", marker=dict(size=11, color=MODEL,
+                                     name="u_θ jump to x_r", marker=dict(size=11, color=MODEL,
                                                                        symbol="diamond")))
     fig.add_trace(go.Scatter(x=[tr[i, 0], tr[j, 0]], y=[tr[i, 1], tr[j, 1]], mode="markers+text",
                              text=["x_t", "x_r"], textposition="top center", name="x_t, x_r",
@@ -71,10 +71,10 @@ def running_mean_fig(v_path, u_row, i: int, j: int, model_row=None, title: str =
     v, u = _np(v_path)[i:], _np(u_row)[i:]
     fig = base(title, height, xlabel="velocity x-component", ylabel="velocity y-component")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    fig.add_trace(go.Scatter(x=v[:, 0], y=v[:, 1], mode="lines", name="v(x_τ, τ), τ from t to 1",
+    fig.add_trace(go.Scatter(x=v[:, 0], y=v[:, 1], mode="lines", name="v(x_τ, τ), τ ≥ t",
                              line=dict(color=INST, width=2.5)))
     fig.add_trace(go.Scatter(x=u[:, 0], y=u[:, 1], mode="lines",
-                             name="u(x_t, t, r′), r′ from t to 1", line=dict(color=MEAN, width=4)))
+                             name="u(x_t, t, r′), r′ ≥ t", line=dict(color=MEAN, width=4)))
     if model_row is not None:
         m = _np(model_row)[i:]
         fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", name="u_θ(x_t, t, r′)",
@@ -84,10 +84,10 @@ def running_mean_fig(v_path, u_row, i: int, j: int, model_row=None, title: str =
         fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", name=label,
                                  line=dict(color=method_color(label), width=2.5, dash="dot")))
     fig.add_trace(go.Scatter(x=[u[0, 0]], y=[u[0, 1]], mode="markers",
-                             name="r′ = t: u = v(x_t, t)",
+                             name="r′ = t: u = v",
                              marker=dict(size=12, color=INST, symbol="circle")))
     fig.add_trace(go.Scatter(x=[u[j - i, 0]], y=[u[j - i, 1]], mode="markers",
-                             name="u(x_t, t, r) at the chosen r",
+                             name="u at the chosen r",
                              marker=dict(size=13, color=MEAN, symbol="star")))
     return fig
 

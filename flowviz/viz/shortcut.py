@@ -37,6 +37,8 @@ def family_fig(trajs: dict, title: str = "", n_paths: int = 30, lim: float | Non
             marker=dict(size=5, color=cols[m])))
     if first is not None:
         scatter(fig, first, "noise x0 (shared)", SOURCE, 7, 0.9)
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02),
+                      margin=dict(b=40))  # beside the square plot, where the width is spare
     return fig
 
 

@@ -1,8 +1,10 @@
 """The MeanFlow page through streamlit.testing (no browser): it renders instantly from the exact
 field, its numbers agree with an independent integration, and a tiny run trains via the button."""
 
+import json
 import re
 
+import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -19,11 +21,30 @@ def metric(at, start: str) -> float:
     return float(re.sub(r"[^\d.\-]", "", m.value))
 
 
+def titles(at) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
 def test_renders_the_exact_mean_velocity_before_any_training():
     at = open_page()
-    assert len(at.get("plotly_chart")) >= 4  # chord, running mean, (t, r) map, one-step clouds
+    assert len(at.get("plotly_chart")) == 2  # chord and running mean; nothing trained yet
     assert any(b.label == "Train live" and not b.disabled for b in at.button)
-    assert not any("1 jump of u_θ" in m.label for m in at.metric)  # nothing trained on load
+    assert not any("u_θ, one jump" in m.label for m in at.metric)  # nothing trained on load
+
+
+def test_the_one_call_answer_is_drawn_only_after_the_prediction():
+    """Before a prediction: no one-step clouds, no distances, no verdict. After: the clouds,
+    both distances, and a verdict that agrees with them."""
+    at = open_page()
+    assert "One step from noise, exact fields" not in titles(at)
+    assert not [m for m in at.metric if "distance" in m.label] and not at.success
+    at.radio(key="choice:mf-jump").set_value("One step of v*")
+    next(b for b in at.button if b.label == "Reveal the answer").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "One step from noise, exact fields" in titles(at)
+    step, jump = metric(at, "One step of v*: distance"), metric(at, "One jump of u*: distance")
+    assert step > 0.5 and abs(jump) < 0.01  # every step lands on the data mean; the jump lands
+    assert at.error and "**One jump of u***" in at.error[0].value  # wrong prediction, told so
 
 
 def test_one_step_miss_matches_an_independent_integration():
@@ -56,12 +77,18 @@ def test_a_tiny_run_trains_via_the_button_and_is_checked():
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("step 300 / 300" in p.proto.text for p in at.get("progress"))
-    titles = " ".join(c.proto.spec for c in at.get("plotly_chart"))
-    assert "JVP term" in titles and "per time bucket" in titles  # stability monitors
-    assert "Relative error" in titles  # the identity check (section 3)
-    jump, euler = metric(at, "Energy distance, 1 jump"), metric(at, "1 Euler step of the exact v")
+    jump, euler = metric(at, "u_θ, one jump"), metric(at, "Exact v*, one step")
     assert jump < 0.2 and jump < 0.2 * euler, (jump, euler)  # one jump of u beats a step of v*
-    # section 4: a shortcut model on the same data and network, for the same training time
+    # Go deeper: each section drawn only when chosen
+    for pick, title in (("Stability monitors", "JVP term"),
+                        ("Loss per time bucket", "by the row's time t"),
+                        ("Identity on its own flow", "Relative error")):
+        assert not any(title in t for t in titles(at))
+        at.segmented_control(key="mf_deeper").set_value(pick).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(title in t for t in titles(at)), pick
+    # a shortcut model on the same data and network, for the same training time
+    at.segmented_control(key="mf_deeper").set_value("MeanFlow vs Shortcut").run()
     next(b for b in at.button if b.label == "Train Shortcut (same time)").click().run()
     for _ in range(80):  # one chunk of 50 steps per rerun
         if any(b.label == "Train Shortcut (same time)" and b.disabled for b in at.button):
@@ -72,6 +99,21 @@ def test_a_tiny_run_trains_via_the_button_and_is_checked():
     progress = [p.proto.text for p in at.get("progress")]
     mf_s, sc_s = (float(re.search(r"· ([\d.]+) s of training", p).group(1)) for p in progress)
     assert abs(sc_s - mf_s) < 0.5 * mf_s + 1.0, progress  # the same time budget, roughly
-    titles = " ".join(c.proto.spec for c in at.get("plotly_chart"))
-    assert "Same data, network and training time" in titles
-    assert "Error of the interval average" in titles
+    assert "Same data, network and training time" in titles(at)
+    assert "Error of the interval average against the exact u*" in titles(at)
+
+
+@pytest.mark.presets
+def test_bucket_losses_are_drawn_on_a_decade_axis_in_sequence():
+    """The loss per time bucket: one line per bucket in a sequential colour order, a log axis
+    labelled in decades, the legend beside the plot (not over the axis title)."""
+    at = open_page()
+    at.segmented_control(key="mf_deeper").set_value("Loss per time bucket").run()
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "by the row's time t" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    lines = [t for t in spec["data"] if t["name"].startswith("t ∈")]
+    assert len(lines) >= 4 and len({t["line"]["color"] for t in lines}) == len(lines)
+    y = spec["layout"]["yaxis"]
+    assert y["type"] == "log" and all(re.fullmatch(r"[\d.]+|(\d×)?10[⁻⁰-⁹]+", s)
+                                      for s in y["ticktext"]), y["ticktext"]
+    assert spec["layout"]["legend"]["x"] > 1  # beside the plot
