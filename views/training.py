@@ -12,7 +12,7 @@ import torch
 import flowviz as fv
 from flowviz import checkpoint, presets
 from flowviz.serve import MAX_RUNS, MAX_TRAININGS, TORCH_THREADS, TrainingSlots, evict_oldest
-from views.charts import chart
+from views import live_view as lv
 from views.present import presenting
 from views.runfile import run_file
 from views.state import device, session_id, settings
@@ -88,17 +88,21 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
             runs[key] = state = build()
             state.meta.update(meta or {})
             _built_on(state, after)
+            lv.clock_reset(key)
             st.session_state[f"live:{key}"] = True
             _bound_runs(runs, key)
         st.session_state[flag] = True
+        lv.clock_start(key)
     if c2.button("Pause", key=f"pause:{key}", disabled=not st.session_state.get(flag)):
         st.session_state[flag] = False
         SLOTS.release(who)
+        lv.clock_stop(key)
     if c3.button("Reset", key=f"reset:{key}", disabled=state is None):
         runs.pop(key, None)
         st.session_state[flag] = False
         st.session_state[f"live:{key}"] = True  # no preset either: start from scratch
         SLOTS.release(who)
+        lv.clock_reset(key)
         state = None
     if isinstance(preset, fv.FMRun) and not presenting():  # uploadable kinds; not on a projector
         run_file(key, preset, meta)
@@ -121,7 +125,10 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
             return
         if st.session_state.get(flag) and not s.done:
             if (place := SLOTS.request(who)) == 0:
-                (advance or fv.train_steps)(s, chunk)
+                if advance is not None:
+                    advance(s, chunk)
+                else:  # about TICK_S per tick even when steps are slow
+                    fv.train_steps(s, lv.chunk_for(s, chunk))
                 SLOTS.request(who)  # still here: keep the slot while the next tick comes
             else:
                 running, waiting = SLOTS.counts()
@@ -130,17 +137,19 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
                         f"{waiting} waiting); yours starts by itself.")
         frac, text = progress(s) if progress else (
             min(1.0, s.step / s.cfg.steps),
-            f"step {s.step} / {s.cfg.steps} · {s.seconds:.1f} s of training")
+            lv.progress_text(key, s))
         st.progress(frac, text=text)
         if s.status == "nan":
             st.error(s.message)
         if s.history:
-            chart(fv.viz.loss_fig(s.history, loss_keys), key=f"loss:{key}")
+            lv.live_charts(s, key, loss_keys, preset,
+                        bool(st.session_state.get(flag)) and not s.done)
             if monitor is not None:
                 monitor(s)
         if s.done and st.session_state.get(flag):
             st.session_state[flag] = False
             SLOTS.release(who)
+            lv.clock_stop(key)
             st.rerun()  # whole page: draw the results of the finished run
 
     tick()
