@@ -35,7 +35,8 @@ from views.training import live_training, training_active
 
 LIM, GRID, N_EVAL = 3.5, 40, 2000  # (t, r) grid of 1/40; samples per quality estimate
 PRESET = FAST_MEANFLOW
-ANSWERS = {"step": "One step of v*", "jump": "One jump of u*", "same": "Both equally well"}
+ANSWERS = {"step": "A step of v*: x0 + v*(x0, 0)", "jump": "A jump of u*: x0 + u*(x0, 0, 1)",
+           "same": "Both equally well"}
 
 
 def substeps(cfg) -> int:
@@ -90,9 +91,9 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
         chart(mviz.chord_fig(ex["traj"], ex["ts"], i, j, ex["v"][i],
                              data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
                              ends, title=f"Exact flow from ({px:.1f}, {py:.1f})", lim=LIM,
-                             height=430), "mf-chord")
+                             height=410), "mf-chord")
     with c2:
-        chart(mviz.running_mean_fig(ex["v"], ex["u"][i], i, j, row, height=430,
+        chart(mviz.running_mean_fig(ex["v"], ex["u"][i], i, j, row, height=410,
                                     title="Velocity space: u is the running mean of v"),
               "mf-running")
     n = tangent_and_chord(ex["v"][i], ex["u"][i, j], t, r)
@@ -107,8 +108,8 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
 
 def one_call_question(cfg) -> None:
     choice = ask("mf-jump", "From the same noise, one network call each: which lands on the "
-                 "data, a step of the instantaneous velocity, x0 + v*(x0, 0), or a jump of the "
-                 "mean velocity, x0 + u*(x0, 0, 1)?", list(ANSWERS.values()), "§6")
+                 "data, a step of the exact tangent v* or a jump of the exact chord u*?",
+                 list(ANSWERS.values()), "§6")
     if choice is None:
         waiting("Commit to a prediction: the two one-call samplers are drawn here.")
         return
@@ -199,7 +200,7 @@ def one_jump_of_the_model(cfg, key, state, x0, ref, floor) -> dict:
         res[rk] = evaluate(state.sampler_model.eval(), x0, ref)
     out = res[rk]
     gaussian = cfg.source == "gaussian"
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns([5, 5, 2])
     with c1:
         chart(mviz.jumps_fig(x0.cpu(), {"one jump of u_θ: x0 + u_θ(x0, 0, 1)": out["one_jump"]},
                              data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
@@ -210,18 +211,17 @@ def one_jump_of_the_model(cfg, key, state, x0, ref, floor) -> dict:
                   "MeanFlow net as v_θ, Euler": out["as_velocity"]}
         if gaussian:
             curves["exact v*, Euler"] = exact_nfe_curve(cfg)
-        chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs NFE",
-                                        height=400, floor=floor), "mf-nfe")
-    k1, k2, k3 = st.columns([1, 1, 2])
-    k1.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
+        chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance vs NFE", height=400,
+                                        floor=floor), "mf-nfe")
+    c3.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
     if gaussian:
-        k2.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
+        c3.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
                   help="The best any instantaneous-velocity model can do in one step.")
     else:
-        k2.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))
-    k3.caption(f"Energy distance of {N_EVAL} samples to {N_EVAL} data samples. The same "
-               "weights used as an ODE field v_θ(x, t) = u_θ(x, t, t) need many steps; used "
-               "as a jump, one.")
+        c3.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))
+    c3.caption(f"Energy distance of {N_EVAL} samples to {N_EVAL} data samples. The same "
+               "weights as an ODE field v_θ(x, t) = u_θ(x, t, t) need many steps; as a jump, "
+               "one.")
     return out
 
 

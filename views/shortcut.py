@@ -50,9 +50,6 @@ def intro() -> None:
         "steps follows that tangent off the curved flow. A shortcut model also takes the step "
         "size $d$ and learns the average direction over $[t, t+d]$:")
     st.latex(r"x_{t+d}=x_t+d\,s_\theta(x_t,t,d),\qquad s_\theta(x,t,0)=v(x,t)")
-    st.markdown("No teacher for big steps: one step of $2d$ must equal two of $d$ (§5.1), "
-                "with $x' = x_t + d\\,s(x_t,t,d)$:")
-    st.latex(r"s(x_t,t,2d)=\tfrac12\,s(x_t,t,d)+\tfrac12\,s(x',t+d,d)")
 
 
 def template_choice(where) -> Template | None:
@@ -125,9 +122,12 @@ def train(cfg, data_key: tuple):
     st.header("1 · Train s(x, t, d)")
     left, right = st.columns([2, 3], gap="large")
     with left:
+        st.markdown("No teacher for big steps: one step of $2d$ must equal two of $d$ "
+                    "(self-consistency, §5.1), with $x' = x_t + d\\,s(x_t,t,d)$:")
+        st.latex(r"s(x_t,t,2d)=\tfrac12\,s(x_t,t,d)+\tfrac12\,s(x',t+d,d)")
         st.markdown("Flow matching at $d = 0$ on most of each batch, self-consistency on the "
-                    "rest, with $d$ a power of two down to $1/128$. The targets for big steps "
-                    "come from the model itself (its stop-gradient or EMA copy).")
+                    "rest, $d$ a power of two down to $1/128$; the big-step targets come from "
+                    "the model itself (stop-gradient or EMA copy).")
         run = shortcut_run(cfg)
     if run is None:
         st.stop()

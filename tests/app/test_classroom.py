@@ -117,7 +117,7 @@ def test_cli_draws_the_meanflow_jumps():
     from flowviz.reproduce import FigureSpec, meanflow
 
     at = _app("meanflow", target="8gaussians", seed="1")
-    at.session_state["predict:mf-jump"] = "One jump of u*"  # the panel answers the question
+    at.session_state["predict:mf-jump"] = "Both equally well"  # the panel is the answer
     at.run()
     title = "One step from noise, exact fields"
     page = next(s for s in map(json.loads, charts(at)) if s["layout"]["title"]["text"] == title)
