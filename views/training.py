@@ -103,7 +103,7 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
         st.session_state[f"live:{key}"] = True  # no preset either: start from scratch
         SLOTS.release(who)
         lv.clock_reset(key)
-        state = None
+        st.rerun()  # the Train button above was drawn for the old, finished run: redraw it
     if isinstance(preset, fv.FMRun) and not presenting():  # uploadable kinds; not on a projector
         run_file(key, preset, meta)
     if state is not None and "uploaded" in state.meta:
