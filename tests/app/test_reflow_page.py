@@ -1,5 +1,6 @@
-"""The ReFlow page through streamlit.testing (no browser): it opens without training, its
-controls do what they say, and its phases train a tiny pipeline when their buttons are pressed."""
+"""The ReFlow page through streamlit.testing (no browser): it opens without training, asks its
+question before it answers it, its phases train a tiny pipeline when their buttons are pressed,
+a phase built on a retrained one is stale, and the "Go deeper" sections do what they say."""
 
 import base64
 import json
@@ -12,16 +13,27 @@ from streamlit.testing.v1 import AppTest
 
 from flowviz import data
 from flowviz.metrics import segments_cross
+from flowviz.viz.style import METHOD_COLORS
 
 PAGE = str(Path(__file__).resolve().parents[2] / "views" / "reflow.py")
 TINY = {"rf_steps1": 100, "rf_hidden": 64, "rf_batch1": 128, "rf_pairs": 1000, "rf_steps2": 100}
+QUESTION = "rf-one-step"
 
 
 def open_page(n_data: int = 1000) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = AppTest.from_file(PAGE, default_timeout=240)
     at.session_state["n_data"] = n_data
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def tiny_page() -> AppTest:
+    at = open_page(n_data=200)
+    for k, v in TINY.items():
+        at.select_slider(key=k).set_value(v)
+    at.selectbox(key="rf_solver").set_value("rk4").run()
+    at.select_slider(key="rf_solver_steps").set_value(4).run()
     return at
 
 
@@ -32,6 +44,11 @@ def spec(at: AppTest, title: str) -> dict:
         if title in fig["layout"].get("title", {}).get("text", ""):
             return fig
     raise AssertionError(f"no chart titled {title!r}")
+
+
+def titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
+            for c in at.get("plotly_chart")]
 
 
 def arr(v) -> torch.Tensor:
@@ -45,34 +62,152 @@ def button(at: AppTest, prefix: str):
     return next(b for b in at.button if b.key.startswith(prefix))
 
 
-def metric(at: AppTest, label: str) -> float:
-    m = next(m for m in at.metric if m.label == label)
-    return float(m.value.rstrip(" %°"))
+def state(at: AppTest, prefix: str):
+    return next(s for k, s in at.session_state["runs"].items() if k.startswith(prefix))
 
 
-def statuses(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if "· status:" in m.value]
+def metric(at: AppTest, label: str) -> list[str]:
+    return [m.value for m in at.metric if m.label == label]
+
+
+def status(at: AppTest, title: str) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith(f"**{title}** · "))
+
+
+def press_until_done(at: AppTest, prefix: str, reruns: int = 60):
+    """Press a phase's start button, then rerun (one tick each) until its state is done."""
+    button(at, f"train:{prefix}").click().run()
+    for _ in range(reruns):
+        s = state(at, prefix)
+        if s.done:
+            break
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return state(at, prefix)
+
+
+def predict(at: AppTest, choice: str) -> None:
+    at.radio(key=f"choice:{QUESTION}").set_value(choice)
+    next(b for b in at.button if b.label == "Reveal the answer").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def verdicts(at: AppTest) -> list[str]:
+    return [e.value for e in [*at.success, *at.error] if "energy distance" in e.value]
 
 
 def test_opens_without_training_and_says_what_to_press():
     at = open_page()
     assert any("Nothing is trained yet" in i.value for i in at.info)
-    assert button(at, "train:rf1:").label == "Train 1-RF"
+    assert button(at, "train:rf1:").label == "Train 1-RF" and not button(at, "train:rf1:").disabled
     assert not at.session_state["runs"]  # nothing trained on page load
-    st = statuses(at)
-    assert "not started" in st[0] and "waiting for the 1-RF" in st[1]
-    # no training needed for the couplings: rectified pairs of the exact field hardly cross
-    labels = [m.label for m in at.metric]
-    assert labels.count("Crossing pairs of lines") == 3
-    indep, exact, ot = (float(m.value.rstrip(" %")) for m in at.metric
-                        if m.label == "Crossing pairs of lines")
-    assert exact < indep / 5 and ot < indep / 5
+    assert "not started" in status(at, "Train the 1-RF")
+    assert "waiting for the 1-RF" in status(at, "Solve the 1-RF ODE for pairs")
+    assert "waiting for its pairs" in status(at, "Train the 2-RF on them")
+    assert not at.get("plotly_chart")  # no training, no answer yet
+    # committing a prediction with nothing trained says what is missing instead of answering
+    predict(at, "About as close")
+    assert any("Train the 1-RF, its pairs and the 2-RF" in c.value for c in at.caption)
+    assert not verdicts(at)
+
+
+def test_tiny_pipeline_answers_its_question_only_after_the_prediction():
+    at = tiny_page()
+    assert not at.session_state["runs"]
+    s1 = press_until_done(at, "rf1:")
+    assert s1.step == 100 and "done" in status(at, "Train the 1-RF")
+    assert not button(at, "train:rfp:").disabled
+
+    # the pairs: one chunk of 1000 rows per tick (+ the 200 data points inverted); pausable
+    button(at, "train:rfp:").click().run()
+    pairs = state(at, "rfp:")
+    assert pairs.n_done == 1000 and not pairs.done
+    button(at, "pause:rfp:").click().run()
+    at.run()
+    assert pairs.n_done == 1000  # paused: no progress on reruns
+    assert "paused" in status(at, "Solve the 1-RF ODE for pairs")
+    assert button(at, "train:rfp:").label == "Resume"
+    button(at, "train:rfp:").click().run()
+    assert pairs.done and pairs.n_done == 1200
+
+    s2 = press_until_done(at, "rf2:")  # initialised from the 1-RF, on its pairs
+    assert s2.meta["round"] == 2 and len(s2.meta["pairs"]) == 1000
+
+    # the question comes first: nothing that answers it is drawn before the prediction
+    assert not any("paths" in t or "Quality vs NFE" in t for t in titles(at))
+    assert not metric(at, "Straightness") and not verdicts(at)
+    predict(at, "Much closer to the data")
+    straight = [float(v) for v in metric(at, "Straightness")]
+    assert len(straight) == 2 and straight[1] < straight[0]  # the 2-RF is straighter
+    names = [t["name"] for t in spec(at, "Quality vs NFE")["data"]]
+    assert {"1-RF", "2-RF", "exact v*"} <= set(names)
+    one_step = {t["name"]: t["text"][0] for t in spec(at, "Quality vs NFE")["data"]
+                if t["name"] in ("1-RF", "2-RF")}
+    (text,) = verdicts(at)  # the verdict quotes the measured one-step distances
+    assert one_step["1-RF"] in text and one_step["2-RF"] in text
+    colors = {t["name"]: t["line"]["color"] for t in spec(at, "Quality vs NFE")["data"]
+              if "line" in t}
+    assert colors["1-RF"] == METHOD_COLORS["1-RF"] and colors["2-RF"] == METHOD_COLORS["2-RF"]
+
+    # Go deeper: minibatch OT joins as its own method; inversion responds to its steps
+    at.segmented_control(key="rf_deeper").set_value("Minibatch OT").run()
+    next(b for b in at.button if b.label == "Train the OT 1-RF").click().run()
+    for _ in range(40):
+        if all(s.done for k, s in at.session_state["runs"].items() if k.startswith("rf1:")):
+            break
+        at.run()
+    names = [t["name"] for t in spec(at, "OT pairs or a second round")["data"]]
+    assert "1-RF, minibatch OT" in names
+    at.segmented_control(key="rf_deeper").set_value("Inversion: data → noise").run()
+    before = metric(at, "ED of the noise to N(0, I)")
+    at.select_slider(key="rf_inv_steps").set_value(16).run()
+    after = metric(at, "ED of the noise to N(0, I)")
+    assert before != after and not any(v.startswith("-") for v in before + after)
+    assert spec(at, "Normal QQ plot") and spec(at, "noise vs N(0, 1)")
+    at.segmented_control(key="rf_deeper").set_value("Every run, side by side").run()
+    assert len(spec(at, "every run")["data"]) >= 4  # exact, 1-RF, 2-RF, OT
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_retraining_phase_1_marks_later_phases_stale():
+    at = tiny_page()
+    s1 = press_until_done(at, "rf1:")
+    pairs = press_until_done(at, "rfp:")
+    s2 = press_until_done(at, "rf2:")
+    assert button(at, "train:rfp:").disabled and button(at, "train:rf2:").disabled  # done
+
+    # retrain the 1-RF: the pairs and the 2-RF were made from the old one
+    button(at, "reset:rf1:").click().run()
+    button(at, "train:rf1:").click().run()
+    assert state(at, "rf1:") is not s1 and not state(at, "rf1:").done
+    assert "stale" in status(at, "Solve the 1-RF ODE for pairs")
+    assert "once that one is done" in status(at, "Solve the 1-RF ODE for pairs")
+    assert "stale" in status(at, "Train the 2-RF on them")
+    assert button(at, "train:rfp:").disabled  # not on a half-trained 1-RF
+    for _ in range(60):
+        if state(at, "rf1:").done:
+            break
+        at.run()
+    # the new 1-RF is done: the pairs can be made again, the 2-RF waits for them
+    gen = button(at, "train:rfp:")
+    assert gen.label == "Generate pairs" and not gen.disabled
+    assert "stale" in status(at, "Solve the 1-RF ODE for pairs")
+    assert button(at, "train:rf2:").disabled
+    new_pairs = press_until_done(at, "rfp:")
+    assert new_pairs is not pairs and "done" in status(at, "Solve the 1-RF ODE for pairs")
+    assert "stale" in status(at, "Train the 2-RF on them")
+    predict(at, "About as close")  # a stale 2-RF is not compared
+    assert not verdicts(at)
+    new_s2 = press_until_done(at, "rf2:")
+    assert new_s2 is not s2 and "stale" not in status(at, "Train the 2-RF on them")
+    assert verdicts(at)
 
 
 @pytest.mark.parametrize("name,shape", [("u_shaped", "U"), ("uniform", "flat"),
                                         ("logit_normal", "hump")])
-def test_timestep_control_changes_the_histogram(name, shape):
+def test_timestep_choice_changes_the_histogram_and_the_2rf(name, shape):
     at = open_page()
+    at.segmented_control(key="rf_deeper").set_value("Improved 2-RF training").run()
     at.selectbox(key="rf_tdist").set_value(name).run()
     bars = next(t for t in spec(at, "timesteps")["data"] if t["type"] == "bar")
     y = arr(bars["y"])  # 25 bins on [0, 1]
@@ -83,7 +218,12 @@ def test_timestep_control_changes_the_histogram(name, shape):
         assert 0.9 < ends / middle < 1.1
     else:
         assert middle > 2 * ends
+    # the choice holds for the 2-RF once the section is closed (its widgets are not drawn)
+    at.segmented_control(key="rf_deeper").set_value(None).run()
+    at.run()
+    assert f'"t_dist": "{name}"' in " ".join(c.value for c in at.code)
     if name == "u_shaped":  # the parameter a moves mass: a = 0 is uniform
+        at.segmented_control(key="rf_deeper").set_value("Improved 2-RF training").run()
         at.slider(key="rf_a").set_value(0.0).run()
         y0 = arr(next(t for t in spec(at, "timesteps")["data"] if t["type"] == "bar")["y"])
         assert 0.9 < ((y0[:3].sum() + y0[-3:].sum()) / 6) / y0[9:16].mean() < 1.1
@@ -91,67 +231,19 @@ def test_timestep_control_changes_the_histogram(name, shape):
 
 def test_pair_picker_agrees_with_an_independent_crossing_test():
     at = open_page()
+    at.segmented_control(key="rf_deeper").set_value("Why pairs hardly cross").run()
+    # no training needed: the exact field's own pairs hardly cross
+    indep, exact = (float(metric(at, name)[0].rstrip(" %")) for name in (
+        "independent pairs (the 1-RF's)", "exact 1-RF's pairs (no training)"))
+    assert exact < indep / 5
     x0 = data.sample("gaussian", 1000, 1)[0]
     x1 = data.sample("moons", 1000, 0)[0]
     x1 = x1[torch.randperm(1000, generator=torch.Generator().manual_seed(0))]
     found = {}
     for j in range(1, 40):  # a crossing and a non-crossing partner for pair 0
-        c = bool(segments_cross(x0[0], x1[0], x0[j], x1[j]))
-        found.setdefault(c, j)
+        found.setdefault(bool(segments_cross(x0[0], x1[0], x0[j], x1[j])), j)
     for crosses, j in found.items():
         at.slider(key="rf_pair_b").set_value(j).run()
         text = " ".join(m.value for m in at.markdown)
         assert ("The lines cross" in text) == crosses
         assert ("do not cross" in text) == (not crosses)
-
-
-def test_phases_train_a_tiny_pipeline_on_button_presses():
-    at = open_page(n_data=200)
-    for k, v in TINY.items():
-        at.select_slider(key=k).set_value(v)
-    at.selectbox(key="rf_solver").set_value("rk4").run()
-    at.select_slider(key="rf_solver_steps").set_value(4).run()
-    assert not at.session_state["runs"]
-
-    # phase 1: one tick of 100 steps trains it
-    button(at, "train:rf1:").click().run()
-    st1 = next(s for k, s in at.session_state["runs"].items() if k.startswith("rf1:"))
-    assert st1.step == 100 and st1.done
-    assert "done" in statuses(at)[0]
-    assert not button(at, "train:rfp:").disabled
-
-    # phase 2: pairs, one chunk of 1000 rows per tick (+ the 200 data points inverted)
-    button(at, "train:rfp:").click().run()
-    pairs = next(s for k, s in at.session_state["runs"].items() if k.startswith("rfp:"))
-    assert pairs.n_done == 1000 and not pairs.done
-    button(at, "pause:rfp:").click().run()
-    at.run()
-    assert pairs.n_done == 1000  # paused: no progress on reruns
-    assert "paused" in statuses(at)[1] and button(at, "train:rfp:").label == "Resume"
-    button(at, "train:rfp:").click().run()
-    assert pairs.done and pairs.n_done == 1200
-
-    # phase 3: the 2-RF, initialised from the 1-RF
-    button(at, "train:rf2:").click().run()
-    st2 = next(s for k, s in at.session_state["runs"].items() if k.startswith("rf2:"))
-    assert st2.done and st2.meta["round"] == 2 and len(st2.meta["pairs"]) == 1000
-    assert not at.exception, [e.value for e in at.exception]
-    # the 2-RF is straighter and trained on pairs that cross less (measured inequalities)
-    assert metric(at, "Straightness S (2-RF)") < metric(at, "Straightness S (1-RF)")
-    assert metric(at, "Crossings of its training pairs (2-RF)") < \
-        metric(at, "Crossings of its training pairs (1-RF)") / 5
-    names = [t["name"] for t in spec(at, "Quality vs NFE")["data"]]
-    assert any(n.startswith("1-RF") for n in names) and any(n.startswith("2-RF") for n in names)
-
-    # minibatch OT as the alternative: its run joins the same chart
-    next(b for b in at.button if b.label == "Train the OT 1-RF").click().run()
-    names = [t["name"] for t in spec(at, "Quality vs NFE")["data"]]
-    assert any("minibatch OT" in n for n in names)
-
-    # inversion: more Euler steps change the recovered noise
-    before = metric(at, "ED of the noise to N(0, I)")
-    at.select_slider(key="rf_inv_steps").set_value(16).run()
-    after = metric(at, "ED of the noise to N(0, I)")
-    assert before != after and after >= -0.01
-    assert spec(at, "Normal QQ plot")
-    assert spec(at, "noise vs N(0, 1)")
