@@ -174,3 +174,36 @@ def step_overheads(runs: dict, device="cpu", n: int = 20, reps: int = 5) -> dict
     ms = step_ms(states, n, reps)
     return {"meanflow": ms["meanflow"] / ms["meanflow_fm"],
             "shortcut": ms["shortcut"] / ms["shortcut_fm"], "ms": ms}
+
+
+def progress(runner: PhaseRunner) -> tuple[float, str]:
+    """(fraction of the phases done, a line of text) for a training started on the page: the
+    seconds are this session's own training, not the presets' recorded times."""
+    names = list(runner.builds)
+    todo = [p for p in names if p not in runner.jobs or not runner.jobs[p].done]
+    spent = sum(runner.seconds_by_phase.values())
+    if not todo:
+        return 1.0, f"all phases done · {spent:.1f} s of training in this session"
+    names_done = len(names) - len(todo)
+    i = names.index(todo[0])
+    part = runner.progress()[0] * len(names) - i  # how far the current phase is
+    return (names_done + part) / len(names), (
+        f"training {todo[0]} ({len(todo)} phase{'s' * (len(todo) > 1)} left) · "
+        f"{spent:.1f} s so far in this session")
+
+
+def budgets(runs: dict, distill: DistillRun = DistillRun()) -> dict:
+    """name -> the training each method had: its own steps × batch and network width, and the
+    examples it saw in all, counting the flows it was made from (the presets' budgets differ
+    by method: read the scoreboard against them)."""
+    rf = runs["reflow"]
+    own = {"rf1": (rf.base.optim.steps, rf.base.batch, rf.base.model.hidden),
+           "rf2": (rf.reflow.optim.steps, rf.reflow.batch, rf.base.model.hidden),
+           "student": (distill.optim.steps, distill.batch, rf.base.model.hidden),
+           **{k: (runs[k].optim.steps, runs[k].batch, runs[k].model.hidden)
+              for k in ("ot", "shortcut", "meanflow")}}
+    seen = {k: s * b for k, (s, b, _) in own.items()}
+    made_from = {"rf2": ("rf1",), "student": ("rf1", "rf2")}
+    return {k: {"steps": s, "batch": b, "width": w,
+                "examples": seen[k] + sum(seen[p] for p in made_from.get(k, ()))}
+            for k, (s, b, w) in own.items()}

@@ -115,3 +115,32 @@ def test_presets_fill_the_default_scoreboard():
         pytest.skip("presets disabled (FLOWVIZ_PRESETS=0)")
     assert {"rf1", "pairs2", "rf2", "ot", "shortcut", "meanflow"} <= set(r.jobs)
     assert r.phase == "endpoints"
+
+
+def test_progress_counts_only_this_sessions_training(board):
+    """Phases loaded finished (a preset's, with their recorded seconds) add nothing to the
+    elapsed time shown when training starts on the page."""
+    r = sb.scoreboard(tiny_runs(), TINY_DISTILL, use_presets=False)
+    r.jobs.update({k: j for k, j in board.jobs.items() if k not in ("endpoints", "student")})
+    assert r.seconds > 0  # the loaded phases' own records
+    frac, text = sb.progress(r)
+    assert frac == pytest.approx(6 / 8) and "0.0 s so far in this session" in text
+    r.advance()
+    spent = sum(r.seconds_by_phase.values())
+    assert set(r.seconds_by_phase) == {"endpoints"} and spent > 0
+    frac, text = sb.progress(r)
+    assert f"{spent:.1f} s so far in this session" in text and 6 / 8 < frac < 1
+
+
+def test_budgets_count_the_flows_a_method_was_made_from():
+    runs = tiny_runs()
+    b = sb.budgets(runs, TINY_DISTILL)
+    rf = runs["reflow"]
+    rf1 = rf.base.optim.steps * rf.base.batch
+    rf2 = rf.reflow.optim.steps * rf.reflow.batch
+    assert b["rf1"]["examples"] == rf1 and b["rf2"]["examples"] == rf1 + rf2
+    assert b["student"]["examples"] == rf1 + rf2 + 20 * 64
+    for k in ("ot", "shortcut", "meanflow"):
+        assert (b[k]["steps"], b[k]["batch"], b[k]["width"]) == (
+            runs[k].optim.steps, runs[k].batch, runs[k].model.hidden)
+        assert b[k]["examples"] == runs[k].optim.steps * runs[k].batch
