@@ -18,6 +18,9 @@ def open_comparison(at, page: str) -> None:
         at.run()
     elif page == "meanflow":
         at.segmented_control(key="mf_deeper").set_value("MeanFlow vs Shortcut").run()
+    elif page == "reflow":
+        at.session_state["predict:rf-one-step"] = "Much closer to the data"
+        at.run()
     assert not at.exception, [e.value for e in at.exception]
 
 
@@ -50,6 +53,23 @@ def test_retrain_live_replaces_the_preset_with_a_live_run():
     assert 0 < live.step < live.cfg.steps  # one chunk trained so far, from scratch
     assert at.session_state[f"running:{key}"]
     assert not any(c.value.startswith("**Preset**") for c in at.caption)
+    assert not at.exception
+
+
+def test_retraining_the_reflow_1rf_marks_the_preset_pairs_and_2rf_stale():
+    at = open_page("reflow")
+    runs = at.session_state["runs"]
+    old_pairs = runs[next(k for k in runs if k.startswith("rfp:"))]
+    next(b for b in at.button if b.key.startswith("train:rf1:")).click().run()
+    assert at.session_state["running:" + next(k for k in runs if k.startswith("rf1:"))]
+    status = {m.value.split("**")[1]: m.value for m in at.markdown if " · " in m.value
+              and m.value.startswith("**")}
+    assert "stale" in status["Solve the 1-RF ODE for pairs"]
+    assert "stale" in status["Train the 2-RF on them"]
+    pairs_button = next(b for b in at.button if b.key.startswith("train:rfp:"))
+    assert pairs_button.disabled and pairs_button.label == "Generate pairs"  # 1-RF not done
+    assert runs[next(k for k in runs if k.startswith("rfp:"))] is old_pairs  # kept, marked
+    assert any("stale" in m.value for m in at.markdown if m.value.startswith("Status:"))
     assert not at.exception
 
 
