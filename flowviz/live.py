@@ -45,19 +45,25 @@ def fm_loss_floor(field: ExactField, n: int = 20_000, times=uniform_times,
     return e.mean().item(), (e.std() / n**0.5).item()
 
 
-def floor_part(run) -> tuple[str, meanflow.MeanFlowConfig | None] | None:
-    """The logged loss part that is a flow-matching loss, and the law of its times (None: t
-    uniform; a MeanFlowConfig: the smaller of its two draws, as on MeanFlow's r = t rows), for
-    a run trained with independent pairs from N(0, I) (the exact field's setting); None for
-    other runs (minibatch OT pairs, ReFlow's coupled pairs, other sources: their floor
-    differs). FM: "loss"; Shortcut: its d = 0 rows "L_FM"; MeanFlow: its r = t rows "mse_fm"."""
+def floor_part(run) -> tuple[dict[str, float], meanflow.MeanFlowConfig | None] | None:
+    """Which logged loss parts have the floor, as ``{part: share}`` (the floor times the share
+    of flow-matching rows in that part), and the law of their times (None: t uniform; a
+    MeanFlowConfig: the smaller of its two draws, as on MeanFlow's r = t rows). Only for runs
+    of independent pairs from N(0, I) (the exact field's setting); None for other runs
+    (minibatch OT pairs, ReFlow's coupled pairs, other sources: their floor differs).
+    FM: "loss". Shortcut: its d = 0 rows "L_FM", and "loss", whose self-consistency rows have
+    deterministic targets (no floor). MeanFlow: its r = t rows "mse_fm" (its r > t rows' target
+    moves with the net, so its total has no fixed floor)."""
     if not isinstance(run, FMRun) or run.coupling != "independent" or run.source != "gaussian":
         return None
     if isinstance(run, MeanFlowRun):  # only the time law matters (a stable cache key)
         m = run.meanflow
-        return "mse_fm", meanflow.MeanFlowConfig(time_sampler=m.time_sampler, mu=m.mu,
-                                                 sigma=m.sigma)
-    return ("L_FM" if isinstance(run, ShortcutRun) else "loss"), None
+        return {"mse_fm": 1.0}, meanflow.MeanFlowConfig(time_sampler=m.time_sampler, mu=m.mu,
+                                                         sigma=m.sigma)
+    if isinstance(run, ShortcutRun):
+        n_fm = run.batch - round(run.shortcut.sc_frac * run.batch)  # as ShortcutObjective
+        return {"L_FM": 1.0, "loss": n_fm / run.batch}, None
+    return {"loss": 1.0}, None
 
 
 def time_law(law: meanflow.MeanFlowConfig | None):

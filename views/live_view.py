@@ -85,24 +85,29 @@ def loss_floor(data: fv.FMRun, law, upload: str) -> float | None:
 
 
 def loss_chart(s, key: str, loss_keys, preset) -> None:
-    """The loss curve; for a run of independent pairs from N(0, I) on a fixed data set, its
-    flow-matching part's floor as a dotted line, with why the loss stays above it."""
+    """The loss curve; for a run of independent pairs from N(0, I) on a fixed data set, the
+    floor of its flow-matching parts as dotted lines, with why the loss stays above them."""
     fig = fv.viz.loss_fig(s.history, loss_keys)
     run = preset if isinstance(preset, fv.FMRun) else None  # ReFlow's k-RF: coupled pairs
     part = live.floor_part(run) if run is not None else None
-    floor = None
-    if part is not None and part[0] in loss_keys and part[0] in s.history[0]:
-        floor = loss_floor(live.data_of(run), part[1], settings().upload)
-    if floor is not None:
-        fig.add_hline(y=floor, line=dict(dash="dot", color="gray", width=2),
-                      annotation_text=f"floor {floor:.2f}", annotation_position="bottom right")
+    shares = {k: w for k, w in part[0].items() if k in loss_keys and k in s.history[0]} \
+        if part is not None else {}
+    floor = loss_floor(live.data_of(run), part[1], settings().upload) if shares else None
+    if floor is None:
+        chart(fig, key=f"loss:{key}")
+        return
+    for k, w in shares.items():
+        name = "floor" if len(loss_keys) == 1 else f"floor of {k}"
+        fig.add_hline(y=w * floor, line=dict(dash="dot", color="gray", width=2),
+                      annotation_text=f"{name} {w * floor:.2f}",
+                      annotation_position="bottom right")
     chart(fig, key=f"loss:{key}")
-    if floor is not None:
-        what = "loss" if part[0] == "loss" else part[0]
-        st.caption(f"Dotted line: the {what}'s floor E‖x1 − x0 − v*(x_t, t)‖², from the exact "
-                   "field of the same data: pairs through one point x_t head in different "
-                   "directions and a network can only predict their average v*, so their "
-                   "spread stays in the loss however long it trains.")
+    share = "" if all(w == 1 for w in shares.values()) else \
+        " (the total: that times its share of flow-matching rows)"
+    st.caption("Dotted: the floor E‖x1 − x0 − v*(x_t, t)‖², from the exact field of the same "
+               f"data{share}. Pairs through one point x_t head in different directions and a "
+               "network can only predict their average v*, so their spread stays in the loss "
+               "however long it trains.")
 
 
 # --- the model at work -------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_floor_equals_the_mean_conditional_variance_of_the_velocity():
 
 def test_floor_depends_on_the_time_law_meanflow_rows_use_the_smaller_draw():
     part, law = live.floor_part(dataclasses.replace(FAST_MEANFLOW, n_data=1000))
-    assert part == "mse_fm" and law.time_sampler == "uniform"
+    assert part == {"mse_fm": 1.0} and law.time_sampler == "uniform"
     t = live.time_law(law)(100_000, torch.Generator().manual_seed(0))
     assert abs(t.mean().item() - 1 / 3) < 0.005  # min of two uniforms
     field = ExactField(data.sample("moons", 1000, 0)[0], h=0.05)
@@ -63,8 +63,8 @@ def test_floor_depends_on_the_time_law_meanflow_rows_use_the_smaller_draw():
 
 def test_floor_applies_only_to_independent_pairs_from_gaussian_noise():
     fm = FMRun(n_data=1000)
-    assert live.floor_part(fm) == ("loss", None)
-    assert live.floor_part(FAST_SHORTCUT) == ("L_FM", None)
+    assert live.floor_part(fm) == ({"loss": 1.0}, None)
+    assert live.floor_part(FAST_SHORTCUT) == ({"L_FM": 1.0, "loss": 384 / 512}, None)
     assert live.floor_part(dataclasses.replace(fm, coupling="ot")) is None
     assert live.floor_part(dataclasses.replace(fm, source="8gaussians")) is None
     assert live.floor_part(("rf2", fm, None)) is None
