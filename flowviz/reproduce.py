@@ -58,15 +58,19 @@ class Panel:
 
 
 def pairs_section(x0: torch.Tensor, x1: torch.Tensor, seed: int, n: int = 150,
-                  lim: float = LIM) -> dict[str, tuple[Panel, dict]]:
-    """Straight pairs §1 (article §2): the first n noise points paired with a seeded shuffle of
-    the data, independently and by minibatch OT; panels and their coupling metrics."""
+                  lim: float = LIM, couplings=("Independent", "Minibatch-OT"),
+                  height: int = 460) -> dict[str, tuple[Panel, dict]]:
+    """Straight pairs §1 (article §2, §2.1): the first n noise points paired with a seeded
+    shuffle of the data, independently and/or by minibatch OT (``couplings``); panels and their
+    coupling metrics."""
     n = min(n, len(x0), len(x1))
     shuffle = torch.randperm(len(x1), generator=torch.Generator().manual_seed(seed))
     a0, a1 = x0[:n], x1[shuffle[:n]]
+    pair = {"Independent": lambda: (a0, a1), "Minibatch-OT": lambda: data.minibatch_ot(a0, a1)}
     out = {}
-    for name, (a, b) in (("Independent", (a0, a1)), ("Minibatch-OT", data.minibatch_ot(a0, a1))):
-        out[name] = (Panel(viz.pair_lines_fig(a, b, f"{name} pairs", n, lim),
+    for name in couplings:
+        a, b = pair[name]()
+        out[name] = (Panel(viz.pair_lines_fig(a, b, f"{name} pairs", n, lim, height),
                            {"x0": a, "x1": b}), coupling_metrics(a, b))
     return out
 
@@ -103,7 +107,8 @@ def straight_pairs(spec: FigureSpec, n_paths: int = 200) -> dict[str, Panel]:
     return panels | {"field": field, "exact-traj": paths}
 
 
-ODES = {"vp": "Diffusion PF-ODE (VP)", "linear": "Flow matching (rectified flow)"}
+# labels name the method, so every chart colours them alike (style.method_color)
+ODES = {"vp": "Diffusion: exact VP PF-ODE", "linear": "Flow matching: exact v*"}
 
 
 def ode_geometry(field, x0: torch.Tensor, t1: float, steps: int = 32) -> dict:
@@ -118,8 +123,8 @@ def ode_geometry(field, x0: torch.Tensor, t1: float, steps: int = 32) -> dict:
 
 def ode_section(geo: dict, lim: float = LIM) -> dict[str, Panel]:
     """The trajectories of each ODE ("vp", "linear") and their mean speed over time."""
-    out = {f"traj-{k}": Panel(viz.trajectories_fig(g["traj"], f"{ODES[k]}: exact trajectories",
-                                                   lim=lim), traj=g["traj"], ts=g["ts"])
+    out = {f"traj-{k}": Panel(viz.trajectories_fig(g["traj"], f"{ODES[k]} · its paths",
+                                                   lim=lim, height=420), traj=g["traj"], ts=g["ts"])
            for k, g in geo.items()}
     speed = {ODES[k]: g["speed"] for k, g in geo.items()}
     fig = viz.curves_fig(speed, "Mean speed ‖dx/dt‖ along the paths", "t", "mean ‖v(x_t, t)‖",

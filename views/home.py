@@ -6,7 +6,7 @@ import torch
 from flowviz.experiment import UPLOAD
 from views.cache import exact_field
 from views.state import settings, uploaded_points
-from views.teach import notice, predict
+from views.teach import ask, notice, verdict
 
 st.title("flowviz — seeing fast generation with flow matching")
 st.markdown(
@@ -21,38 +21,50 @@ notice("Training pairs are joined by straight lines, but the generator follows t
        "paths bend and how many solver steps (NFE) the bend costs: each number is measured on "
        "the data chosen in the sidebar.", "§1.2, §2")
 
-cfg = settings()
-if cfg.target != UPLOAD or uploaded_points() is not None:
+ONE_POINT = "All on one point"
+
+
+def one_step_question() -> None:
+    """The question every page builds on, answered by the exact field of the sidebar's data."""
+    cfg = settings()
+    if cfg.target == UPLOAD and uploaded_points() is None:
+        return
+    choice = ask(
+        "home", "Flow matching trains on straight lines x_t = (1 − t) x0 + t x1. Take the best "
+        "possible model, the exact field v* of the data in the sidebar, and generate with **one** "
+        "Euler step from noise, x1 = x0 + v*(x0, 0). Where do the samples land?",
+        ["Spread over the data: the lines are straight", ONE_POINT,
+         "Spread like the noise, shifted onto the data"], "§2")
+    if choice is None:
+        return
     # One Euler step of the exact field from noise (article §2): v*(x, 0) = E[x1] − x.
     field = exact_field(cfg)
     x0 = torch.randn(500, 2, generator=torch.Generator().manual_seed(cfg.seed + 1))
     x1 = x0 + field(x0, 0.0)
-    mean = field.data.mean(0)
-    predict(
-        "home", "Flow matching trains on straight lines x_t = (1 − t) x0 + t x1. Take the best "
-        "possible model, the exact field v* of the data in the sidebar, and generate with **one** "
-        "Euler step from noise, x1 = x0 + v*(x0, 0). Where do the samples land?",
-        ["Spread over the data: the lines are straight", "All on one point",
-         "Spread like the noise, shifted onto the data"],
-        "All on one point",
-        f"At t = 0, x_t = x0 says nothing about x1, so v*(x, 0) = E[x1] − x and every sample "
-        f"lands on the data mean. Measured just now: 500 one-step samples sit at "
-        f"({x1[:, 0].mean():.2f}, {x1[:, 1].mean():.2f}) with spread "
-        f"{float(x1.std(0).norm()):.1e}; the data mean is ({mean[0]:.2f}, {mean[1]:.2f}) and "
-        f"the data's spread {float(field.data.std(0).norm()):.2f}. The straight lines are "
-        "straight for each pair, not for the average flow: that is the whole story of the "
-        "pages below.", "§2")
+    mean, spread = x1.mean(0), float(x1.std(0).norm())
+    data_mean = field.data.mean(0)
+    answer = ONE_POINT if spread < 0.05 * float(field.data.std(0).norm()) else \
+        "Spread over the data: the lines are straight"
+    verdict("home", answer,
+            f"At t = 0, x_t = x0 says nothing about x1, so v*(x, 0) = E[x1] − x and every sample "
+            f"lands on the data mean. Measured just now: 500 one-step samples sit at "
+            f"({mean[0]:.2f}, {mean[1]:.2f}) with spread {spread:.1e}; the data mean is "
+            f"({data_mean[0]:.2f}, {data_mean[1]:.2f}) and the data's spread "
+            f"{float(field.data.std(0).norm()):.2f}. The straight lines are straight for each "
+            "pair, not for the average flow: that is the whole story of the pages below.")
 
+
+one_step_question()
 st.subheader("The pages")
 rows = [
     ("views/straight_pairs.py", "Straight pairs, curved flow", "§1.2, §2, §2.1",
      "Independent pairs cross; the exact field v*(x, t) = E[x1 − x0 | x_t = x] averages their "
-     "directions, and its trajectories bend. Probe any point, then train a 1-rectified flow "
-     "live and compare it with the exact field, or straighten it with minibatch OT pairs."),
+     "directions, and its paths bend. Then a 1-rectified flow trained live learns that field; "
+     "deeper: minibatch-OT pairs and the average at any point."),
     ("views/diffusion_vs_fm.py", "Diffusion PF-ODE vs flow matching", "§1.1, §1.2",
-     "The exact VP-diffusion PF-ODE beside the exact rectified flow on the same data: "
-     "trajectories, speed over time, samples at a small budget, and the endpoint error vs "
-     "number of function evaluations (NFE) for Euler, midpoint, Heun, RK4 and dopri5."),
+     "The exact VP-diffusion PF-ODE beside the exact rectified flow on the same data: their "
+     "paths, the endpoint error vs number of function evaluations (NFE) for Euler to RK4 and "
+     "dopri5, and the speed along the paths that explains it."),
     ("views/reflow.py", "ReFlow: straightening", "§3, §3.1",
      "Train 1-RF, let it generate its own pairs, train 2-RF (and 3-RF) on them: the pair lines "
      "stop crossing and one Euler step becomes enough. The improved-training choices of Lee, "
@@ -83,11 +95,11 @@ rows = [
      "GPU throughput figures."),
 ]
 for path, title, section, what in rows:
-    with st.container(border=True):
-        c1, c2 = st.columns([1, 3])
-        c1.page_link(path, label=f"**{title}**")
-        c1.caption(f"Article {section}")
-        c2.markdown(what)
+    with st.container(border=True, gap="small"):
+        with st.container(horizontal=True, vertical_alignment="center"):  # wraps, never clips
+            st.page_link(path, label=f"**{title}**")
+            st.caption(f"Article {section}")
+        st.markdown(what)
 
 st.subheader("Conventions")
 st.markdown(

@@ -87,6 +87,11 @@ def pair_lines_fig(x0, x1, title: str = "Straight pair lines (x0 → x1)", n_lin
     return fig
 
 
+def _colorbar(title: str) -> dict:
+    """A slim colour bar titled along its side, clear of its top tick label."""
+    return dict(title=dict(text=title, side="right"), thickness=12)
+
+
 def field_fig(points, vectors, title: str = "", heat=None, lim: float | None = 4.5,
               scale: float = 0.15, height: int = 460, heat_name: str = "",
               colorscale: str = "Viridis") -> go.Figure:
@@ -100,7 +105,7 @@ def field_fig(points, vectors, title: str = "", heat=None, lim: float | None = 4
     if heat is not None:
         hx, hy, z = (_np(a) for a in heat)
         fig.add_trace(go.Heatmap(x=hx, y=hy, z=z, colorscale=colorscale, opacity=0.85,
-                                 colorbar=dict(title=heat_name, thickness=12), name=heat_name))
+                                 colorbar=_colorbar(heat_name), name=heat_name))
     cap = 0.45 * (p[:, 0].max() - p[:, 0].min()) / max(1, int(np.sqrt(len(p))) - 1) * 2
     n = np.linalg.norm(v, axis=1, keepdims=True)
     v = v * np.minimum(1, cap / n.clip(1e-12))
@@ -139,7 +144,7 @@ def heatmap_fig(xs, ys, z, title: str = "", name: str = "", lim: float | None = 
                 height: int = 420, colorscale: str = "Viridis", zmin=None, zmax=None):
     fig = base(title, height, lim=lim)
     fig.add_trace(go.Heatmap(x=_np(xs), y=_np(ys), z=_np(z), colorscale=colorscale, zmin=zmin,
-                             zmax=zmax, colorbar=dict(title=name, thickness=12)))
+                             zmax=zmax, colorbar=_colorbar(name)))
     return fig
 
 

@@ -12,9 +12,17 @@ from tests.app.conftest import ROOT, charts, values
 REVEAL = "Reveal the answer"
 
 
-def _app(page=None, **params) -> AppTest:
+PREDICTED = {"straight_pairs": {"predict:sp-bend": "Curved paths"},
+             "diffusion_vs_fm": {"predict:dv-nfe": "About the same"}}
+
+
+def _app(page=None, state: dict | None = None, **params) -> AppTest:
+    """The app at ``page`` with URL ``params``; ``state``: session state set before the run
+    (e.g. a committed prediction, so the lesson under the question is drawn)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.query_params.update(params)
+    for k, v in (state or {}).items():
+        at.session_state[k] = v
     if page:
         at.switch_page(f"views/{page}.py")
     at.run()
@@ -52,11 +60,11 @@ def test_answer_hidden_until_a_choice_is_submitted():
 
 
 def test_presenter_view_from_the_url():
-    normal = _app("straight_pairs")
+    normal = _app("straight_pairs", PREDICTED["straight_pairs"])
     assert normal.get("download_button"), "no download menus under the charts"
     assert normal.session_state["present"] is False
 
-    at = _app("straight_pairs", present="1")
+    at = _app("straight_pairs", PREDICTED["straight_pairs"], present="1")
     assert at.session_state["present"] is True
     assert not at.get("download_button")
     loads = [e for e in at.expander if e.label.startswith("Load a checkpoint")]
@@ -69,7 +77,8 @@ def test_presenter_view_from_the_url():
 
 
 def test_query_params_set_dataset_and_seed():
-    at = _app("straight_pairs", target="checkerboard", seed="3", sp_t="0.3")
+    at = _app("straight_pairs", PREDICTED["straight_pairs"], target="checkerboard", seed="3",
+              sp_t="0.3")
     assert (at.session_state["target"], at.session_state["seed"]) == ("checkerboard", 3)
     assert at.session_state["sp_t"] == 0.3
     # the data drawn in the pair-lines chart are points of checkerboard with seed 3
@@ -90,7 +99,7 @@ def test_bad_query_params_fall_back_to_defaults():
 
 
 def test_downloads_offer_every_format():
-    at = _app("straight_pairs")
+    at = _app("straight_pairs", PREDICTED["straight_pairs"])
     labels = [b.label for b in at.get("download_button")]
     for fmt in ("PNG", "SVG", "CSV"):
         assert labels.count(fmt) == len(charts(at))
@@ -103,13 +112,13 @@ def test_cli_draws_the_page_figures():
     """`python -m flowviz figure diffusion_vs_fm` computes the same paths as the page."""
     from flowviz.reproduce import FigureSpec, diffusion_vs_fm
 
-    at = _app("diffusion_vs_fm", target="rings", seed="2")
-    page = [json.loads(c) for c in charts(at)][:3]  # traj-vp, traj-linear, speed
+    at = _app("diffusion_vs_fm", PREDICTED["diffusion_vs_fm"], target="rings", seed="2")
+    page = {s["layout"]["title"]["text"]: s for s in map(json.loads, charts(at))}
     cli = diffusion_vs_fm(FigureSpec("diffusion_vs_fm", "rings", 2))
-    for spec, name in zip(page, ("traj-vp", "traj-linear", "speed"), strict=True):
-        ours = cli[name].fig
-        assert spec["layout"]["title"]["text"] == ours.layout.title.text
-        for a, b in zip(spec["data"], ours.data, strict=True):
+    assert set(cli) == {"traj-vp", "traj-linear", "speed"}
+    for panel in cli.values():
+        spec = page[panel.fig.layout.title.text]  # the page draws each, under the same title
+        for a, b in zip(spec["data"], panel.fig.data, strict=True):
             np.testing.assert_allclose(values(a["y"]), np.asarray(b.y, dtype=float), atol=1e-6)
 
 

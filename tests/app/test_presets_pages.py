@@ -11,9 +11,13 @@ PAGES = {"straight_pairs": ["fm:"], "shortcut": ["sc:", "scfm:"], "meanflow": ["
 
 
 def open_comparison(at, page: str) -> None:
-    """Draw a page's same-time comparison: Shortcut's after its prediction is committed,
-    MeanFlow's under Go deeper (both are left out of the page until then)."""
-    if page == "shortcut":
+    """Draw a page's runs: Straight pairs' training and Shortcut's same-time comparison after
+    their predictions are committed, MeanFlow's comparison under Go deeper (each is left out
+    of the page until then)."""
+    if page == "straight_pairs":
+        at.session_state["predict:sp-bend"] = "Curved paths"
+        at.run()
+    elif page == "shortcut":
         at.session_state["predict:sc-fm"] = "4 to 8"
         at.run()
     elif page == "meanflow":
@@ -45,6 +49,7 @@ def test_page_opens_on_its_preset_without_training(page):
 
 def test_retrain_live_replaces_the_preset_with_a_live_run():
     at = open_page("straight_pairs")
+    open_comparison(at, "straight_pairs")
     key = next(k for k in at.session_state["runs"] if k.startswith("fm:"))
     preset_state = at.session_state["runs"][key]
     next(b for b in at.button if b.label == "Retrain live").click().run()
