@@ -12,7 +12,7 @@ from flowviz.images import report
 from flowviz.images.experiment import LABELS, NFES
 from flowviz.images.frechet import METRIC
 from flowviz.viz.figures import quality_vs_nfe_fig
-from flowviz.viz.style import OTHER
+from flowviz.viz.style import OTHER, log_axis
 from views import scaling_images, scaling_latent, scaling_reference
 from views.charts import chart
 from views.scaling_grids import (
@@ -68,15 +68,14 @@ def question() -> str | None:
 
 def quality_chart(rows: list[dict]) -> None:
     fig = quality_vs_nfe_fig(report.quality_curves(rows), "Fréchet distance",
-                             f"Quality vs NFE: {METRIC}", height=420)
+                             "Quality vs NFE (lower is better)", height=420)
     for nfe, fd, k in report.collapsed(rows):  # low spread there is collapse: say so
         fig.add_scatter(x=[nfe], y=[fd], mode="text", text=[f"  {k} class only"],
                         textposition="middle right", textfont=dict(color=OTHER),
                         showlegend=False, hoverinfo="skip")
+    fds = [r["fd"] for r in rows]
+    log_axis(fig, "y", *report.decade_span(min(fds), max(fds)))  # whole decades, room above
     chart(fig, key="img_fd")
-    st.caption("1000 samples per point (`assets/presets/images/quality.json`, by `python -m "
-               "flowviz image eval`), in the features of a small CNN trained on the same "
-               "digits: not FID, and not comparable with published FIDs.")
 
 
 def answer(rows: dict, quality: list[dict]) -> None:
@@ -87,7 +86,14 @@ def answer(rows: dict, quality: list[dict]) -> None:
     if not quality:
         st.info("No evaluation of the presets (assets/presets/images/quality.json).")
         return
-    quality_chart(quality)
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    with left:
+        quality_chart(quality)
+    with right:
+        reveal_verdict(quality)
+
+
+def reveal_verdict(quality: list[dict]) -> None:
     reach = report.one_step_reach(quality)
     matched = (f"flow matching needs {reach['matched_at']} calls to do as well"
                if reach["matched_at"] else "flow matching never does as well")
@@ -97,6 +103,10 @@ def answer(rows: dict, quality: list[dict]) -> None:
             f"at {reach['ref_nfe']} calls; {matched}, and in one call it gives "
             f"{reach['ref_fd_1']:.0f} (the average digit). The jump was learned in training: "
             "sampling is then one network call.")
+    st.caption(f"{METRIC[0].upper() + METRIC[1:]}: 1000 samples per point "
+               "(`assets/presets/images/quality.json`, by `python -m flowviz image eval`) in the "
+               "features of a small CNN trained on the same digits; not FID, and not comparable "
+               "with published FIDs.")
 
 
 cfg = settings()  # images only: the sidebar's 2-D data (or an upload) does not apply here

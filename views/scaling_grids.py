@@ -61,8 +61,9 @@ def grid_rows(rows: dict, nfe_list) -> None:
     for label, g in rows.items():
         cols = st.columns([1.3] + [1] * len(nfe_list))
         cols[0].markdown(label)
+        missing = [k for k in nfe_list if k not in g]
         for c, k in zip(cols[1:], nfe_list, strict=True):
             if k in g:
                 c.image(drawn(g[k][0]), caption=f"{1e3 * g[k][1]:.0f} ms", width="stretch")
-            else:
+            elif k == missing[0]:
                 c.caption("one step only")

@@ -6,6 +6,7 @@ the GPU benchmark runs (benchmarks/bench_images.py's JSON)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -89,6 +90,12 @@ def one_step_reach(rows: list[dict], reference: str = "fm") -> dict:
             "ref_fd": ref[-1][1], "ratio": best["fd"] / ref[-1][1],
             "ref_fd_1": ref[0][1], "ref_classes_1": ref[0][2],
             "matched_at": next((k for k, fd, _ in ref if fd <= best["fd"]), None)}
+
+
+def decade_span(lo: float, hi: float) -> tuple[float, float]:
+    """The powers of ten around [lo, hi] (lo > 0), with hi moved up a decade when it sits on
+    the top one: a log axis over whole decades, with room for a label above the highest point."""
+    return 10.0 ** math.floor(math.log10(lo)), 10.0 ** (math.floor(math.log10(hi)) + 1)
 
 
 def reach_class(ratio: float, close: float = 2.0) -> str:
@@ -175,9 +182,9 @@ def method_steps(bench: dict, precision: str = "fp32") -> list[dict]:
     for m in STEP_METHODS:
         row = {"method": LABELS[m]}
         for p in ("fp32", "bf16"):
-            row[f"images/s ({p})"] = round(plain[m, p]["img_s"]) if (m, p) in plain else None
+            row[f"images/s ({p})"] = f"{plain[m, p]['img_s']:.0f}" if (m, p) in plain else "–"
         bf = plain.get((m, "bf16"))
-        row["peak GiB (bf16)"] = round(bf["peak_GiB"], 1) if bf else None
+        row["peak GiB (bf16)"] = f"{bf['peak_GiB']:.1f}" if bf else "–"
         for col, src in (("step cost vs FM", plain), ("… target ungraphed", loose)):
             r = src.get((m, precision))
             row[col] = f"{r['ms'] / fm['ms']:.2f}×" if r and fm else "–"
