@@ -128,8 +128,8 @@ def trained_teacher(right, pipe) -> None:
 def pipeline_section(base: InstaFlowRun, dev):
     """Triples -> conditional 2-RF -> one-step student, with how often each prompt is asked."""
     st.header("2 · Reflow on the triples, then distil to one step")
-    st.latex(r"(x_0, x_1, c)\ \xrightarrow{\ \text{reflow}\ }\ v_{2\text{-RF}}(x, t \mid c)"
-             r"\ \xrightarrow{\ \text{distil}\ }\ x_1 \approx x_0 + \tilde v(x_0 \mid c)")
+    st.latex(r"(x_0, x_1, c) \xrightarrow{\text{reflow}} v_{2\text{-RF}}(\cdot \mid c)"
+             r"\xrightarrow{\text{distil}} x_0 + \tilde v(x_0 \mid c)")
     names = CONDITIONS[base.target]
     c1, c2, c3 = st.columns([1, 1.1, 1.2])
     rare_name = c1.selectbox("Rare prompt (§4.4)", ["none", *names], key="if_rare",

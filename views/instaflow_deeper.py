@@ -65,7 +65,7 @@ def from_teacher(key: str, pipe) -> None:
         "crossing lines": f"{v['crossing_fraction']:.3f}",
         "NFE per pair": f"{v['nfe_per_pair']:.0f}",
         "‖x1 − x1 teacher‖": f"{v['map_change']:.3f}",
-        "student's final loss": f"{v['student_loss']:.4f}"} for k, v in cr.items()]),
+        "student's final loss": f"{v['student_loss']:.1e}"} for k, v in cr.items()]),
         hide_index=True)
     change = cr["2-RF endpoints"]["map_change"]
     st.caption("The paper finds that distilling Stable Diffusion directly fails and distilling "

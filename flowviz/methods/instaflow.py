@@ -371,8 +371,10 @@ def latency_report(pipe: InstaFlowPipeline, quality: dict, n: int = 1000,
     the 2-RF at 1, 2, 4, 8 Euler steps and the student; ``quality``: one_step_report's
     distances (reused where they were measured)."""
     r = pipe.run
+    teacher = "exact VP PF-ODE" if r.teacher == "exact_vp" else "1-RF"  # names its colour
     rows = []
-    for label, who, m in [(f"teacher · {r.teacher_steps} steps", "teacher", r.teacher_steps),
+    for label, who, m in [(f"teacher ({teacher}) · {r.teacher_steps} steps", "teacher",
+                           r.teacher_steps),
                           *((f"2-RF · {m} step{'s' * (m > 1)}", "2-RF", m) for m in (1, 2, 4, 8)),
                           ("2-RF + distill · 1 step", "student from 2-RF", 1)]:
         ed = quality[who] if m == (r.teacher_steps if who == "teacher" else 1) else \

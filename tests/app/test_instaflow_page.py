@@ -8,7 +8,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from flowviz.data import mixture_means
-from flowviz.viz.style import METHOD_COLORS
+from flowviz.viz.style import METHOD_COLORS, decade_label
 from tests.app.conftest import run_page, values
 
 TINY = {"if_triples": 2000, "if_rfsteps": 300, "if_ssteps": 200}
@@ -108,6 +108,19 @@ def test_the_answer_is_absent_before_the_prediction_and_present_after():
     shown = {m.label: m.value for m in at.metric}
     assert shown["Student, 1 step"] in (f"{s:.4f}", f"≤ noise ({s:.4f})")
     assert shown["Teacher, 25 steps"] in (f"{t:.4f}", f"≤ noise ({t:.4f})")
+
+    # latency, in Go deeper, reuses these measurements; its log axes read in decades
+    at.segmented_control(key="if_deeper").set_value("Latency vs quality").run()
+    assert not at.exception, [e.value for e in at.exception]
+    lat = figure(at, "Wall time vs quality")
+    for axis in ("xaxis", "yaxis"):
+        ticks = lat["layout"][axis]
+        assert ticks["type"] == "log"
+        assert ticks["ticktext"] == [decade_label(v) for v in ticks["tickvals"]]
+    names = [tr["name"] for tr in lat["data"]]
+    assert names[0] == "teacher (exact VP PF-ODE) · 25 steps"
+    assert lat["data"][0]["marker"]["color"] == METHOD_COLORS["diffusion"]
+    assert lat["data"][-1]["marker"]["color"] == METHOD_COLORS["distilled"]
 
 
 def test_pipeline_runs_to_per_condition_results_with_a_rare_condition():
