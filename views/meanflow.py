@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 import flowviz as fv
+from flowviz import presets
 from flowviz.experiment import FAST_MEANFLOW, MeanFlowRun, build_meanflow
 from flowviz.meanflow_lesson import along_path, evaluate, jump_or_step, tangent_and_chord
 from flowviz.methods import meanflow as mf
@@ -53,8 +54,7 @@ def exact_mean(cfg, px: float, py: float) -> dict:
 
 @cached(show_spinner=False, max_entries=16)
 def exact_jumps(cfg, n: int = 200) -> dict:
-    """One Euler step of v* against one jump of u*(x0, 0, 1) (= the exact flow's end, by 12 RK4
-    steps: within 0.01 of a 400-step solve at h = 0.05)."""
+    """One Euler step of v* against one jump of u*(x0, 0, 1), the flow's end by 12 RK4 steps."""
     x0 = source_points("gaussian", n, cfg.seed + 1)  # also `python -m flowviz figure meanflow`
     return one_step_jumps(exact_field(cfg), x0, 12 * substeps(cfg), N_EVAL // 2)
 
@@ -86,7 +86,7 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
     row = ends = None
     if model is not None:
         row, ends = along_path(model, ex["traj"], ex["ts"], i, dev)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns([5, 5, 2])
     with c1:
         chart(mviz.chord_fig(ex["traj"], ex["ts"], i, j, ex["v"][i],
                              data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
@@ -94,15 +94,15 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
                              height=410), "mf-chord")
     with c2:
         chart(mviz.running_mean_fig(ex["v"], ex["u"][i], i, j, row, height=410,
-                                    title="Velocity space: u is the running mean of v"),
+                                    title="Velocity space: u, running mean of v"),
               "mf-running")
     n = tangent_and_chord(ex["v"][i], ex["u"][i, j], t, r)
-    k1, k2, k3, k4 = st.columns(4)
-    k1.metric("‖v‖, the tangent", f"{n['tangent']:.3f}")
-    k2.metric("‖u‖, the chord", f"{n['chord']:.3f}")
-    k3.metric("Angle from v to u", f"{n['angle']:.1f}°")
-    k4.metric("One step of v misses x_r by", f"{n['miss']:.3f}",
-              help="‖x_t + (r − t)·v − x_r‖ = (r − t)·‖v − u‖; the jump with u lands exactly.")
+    c3.metric("‖v‖, the tangent", f"{n['tangent']:.3f}")
+    c3.metric("‖u‖, the chord", f"{n['chord']:.3f}")
+    c3.metric("Angle v to u", f"{n['angle']:.1f}°")
+    c3.metric("Step of v misses by", f"{n['miss']:.3f}",
+              help="‖x_t + (r − t)·v − x_r‖ = (r − t)·‖v − u‖: how far one step of v lands "
+                   "from x_r; the jump with u lands exactly.")
     return {"ex": ex, "i": i, "j": j, "t": t, "r": r, "model_row": row}
 
 
@@ -170,58 +170,75 @@ def settings(cfg) -> MeanFlowRun:
         meanflow=mf.MeanFlowConfig(frac_neq=frac, time_sampler=sampler, p=p, fm_warmup=warm))
 
 
-def train(cfg, data_key: tuple, dev):
+def opens_finished(key: str, run) -> bool:
+    """Whether the run ``key`` is (or is about to be) a finished preset: its controls and loss
+    can stay folded, the page shows what it learned."""
+    known = st.session_state.get("runs", {}).get(key)
+    if known is not None:
+        return known.done and "preset" in known.meta
+    try:
+        return presets.enabled() and not st.session_state.get(f"live:{key}") \
+            and presets.find(run) is not None
+    except (ValueError, OSError):  # an unreadable preset: live_training says so
+        return False
+
+
+def train_and_jump(cfg, data_key: tuple, dev, x0, ref, floor):
+    """Section 2: the identity, the run (a finished preset stays folded) and, once trained,
+    the quality of k jumps of u_θ against the same net used as an ODE field."""
     st.header("2 · Learn u without the integral")
     st.markdown("Differentiate $(r-t)\\,u = \\int_t^r v\\,d\\tau$ in $t$: the **MeanFlow "
-                "identity** (§6.1) needs no integral, only one JVP of the network:")
+                "identity** (§6.1) needs no integral, only one JVP of the network, and the "
+                "network regresses on its right-hand side (stop-gradient, $v = x_1 - x_0$):")
     st.latex(r"u(x_t,t,r)=v(x_t,t)-(t-r)\,\tfrac{d}{dt}u(x_t,t,r),\qquad "
              r"\tfrac{d}{dt}u=\partial_x u\;v+\partial_t u")
-    left, right = st.columns([2, 3], gap="large")
+    left, right = st.columns(2, gap="large")
     with left:
-        st.markdown("The network regresses on the right-hand side (stop-gradient), with "
-                    "$v = x_1 - x_0$; rows with $r = t$ are plain flow matching. Loss parts: "
-                    "**mse_fm** on rows with $r = t$, **mse_mean** on rows with $r > t$.")
         run = settings(cfg)
+        key = run_key("mf", run, cfg.upload, cfg.device)
+        folded = opens_finished(key, run)
+        with st.expander("The training run: loss and controls", expanded=not folded,
+                         icon=":material/model_training:"):
+            state = live_training(key, lambda: build_meanflow(run, dev, uploaded_points()),
+                                  chunk=50, meta={"label": f"MeanFlow, w{run.model.hidden}",
+                                                  "data": data_key, "page": "meanflow"},
+                                  loss_keys=("mse_fm", "mse_mean"), preset=run)
+            st.caption("mse_fm: rows with r = t (flow matching); mse_mean: rows with r > t "
+                       "(the identity), both before the adaptive weight.")
         reproduce_box("meanflow", "mf_", {"This run's config": run.to_json()})
-    key = run_key("mf", run, cfg.upload, cfg.device)
+        if state is not None and "preset" in state.meta and folded:
+            st.caption(f"Opened on the preset run: {state.step} steps, {state.seconds:.0f} s "
+                       "of training. Open the run above to retrain it live.")
+    done = state is not None and state.step > 0 and not training_active(key)
     with right:
-        state = live_training(key, lambda: build_meanflow(run, dev, uploaded_points()),
-                              chunk=50, meta={"label": f"MeanFlow, w{run.model.hidden}",
-                                              "data": data_key, "page": "meanflow"},
-                              loss_keys=("mse_fm", "mse_mean"), preset=run)
-    return run, key, state
+        out = one_jump_of_the_model(cfg, key, state, x0, ref, floor) if done else None
+        if not done:
+            st.info("Train the model (left): the quality of its jumps appears here when "
+                    "training finishes or is paused.")
+    return run, key, state, out
 
 
 def one_jump_of_the_model(cfg, key, state, x0, ref, floor) -> dict:
-    """Section 3: the trained u_θ's one jump and its quality vs NFE (evaluated once per step)."""
-    st.header("3 · One jump of the trained u_θ")
+    """k jumps of the trained u_θ against the same net as an ODE field (once per step)."""
     res, rk = results("mf_results"), (key, state.step)
     if rk not in res:
         res[rk] = evaluate(state.sampler_model.eval(), x0, ref)
     out = res[rk]
-    gaussian = cfg.source == "gaussian"
-    c1, c2, c3 = st.columns([5, 5, 2])
-    with c1:
-        chart(mviz.jumps_fig(x0.cpu(), {"one jump of u_θ: x0 + u_θ(x0, 0, 1)": out["one_jump"]},
-                             data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
-                             f"One network call, {state.step} steps of training", lim=LIM,
-                             height=400), "mf-model-jumps")
-    with c2:
-        curves = {"MeanFlow: k jumps of u_θ": out["jumps"],
-                  "MeanFlow net as v_θ, Euler": out["as_velocity"]}
-        if gaussian:
-            curves["exact v*, Euler"] = exact_nfe_curve(cfg)
-        chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance vs NFE", height=400,
-                                        floor=floor), "mf-nfe")
-    c3.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
-    if gaussian:
-        c3.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
+    curves = {"MeanFlow: k jumps of u_θ": out["jumps"],
+              "MeanFlow net as v_θ, Euler": out["as_velocity"]}
+    if cfg.source == "gaussian":
+        curves["exact v*, Euler"] = exact_nfe_curve(cfg)
+    chart(fv.viz.quality_vs_nfe_fig(curves, title="Energy distance to the data vs NFE",
+                                    height=400, floor=floor), "mf-nfe")
+    k1, k2 = st.columns(2)
+    k1.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
+    if cfg.source == "gaussian":
+        k2.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
                   help="The best any instantaneous-velocity model can do in one step.")
     else:
-        c3.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))
-    c3.caption(f"Energy distance of {N_EVAL} samples to {N_EVAL} data samples. The same "
-               "weights as an ODE field v_θ(x, t) = u_θ(x, t, t) need many steps; as a jump, "
-               "one.")
+        k2.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))
+    st.caption(f"{N_EVAL} samples against {N_EVAL} data samples. The same weights as an ODE "
+               "field v_θ(x, t) = u_θ(x, t, t) need many steps; as a jump, one.")
     return out
 
 
@@ -234,14 +251,10 @@ trained = [s for s in st.session_state.get("runs", {}).values()
 point = tangent_or_chord(cfg, trained[-1].sampler_model.eval() if trained else None, dev)
 if point is not None:
     one_call_question(cfg)
-run, key, state = train(cfg, data_key, dev)
 x0 = source_points(cfg.source, N_EVAL, cfg.seed + 1, cfg.upload).to(dev)
 ref = (exact_field(cfg).sample_target(N_EVAL, torch.Generator().manual_seed(99))
        if cfg.source == "gaussian"
        else data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:N_EVAL]).float().to(dev)
 floor = noise_floor(cfg, N_EVAL)
-done = state is not None and state.step > 0 and not training_active(key)
-out = one_jump_of_the_model(cfg, key, state, x0, ref, floor) if done else None
-if state is not None and state.step > 0 and not done:
-    st.caption("The trained model's jumps appear when training finishes or is paused.")
+run, key, state, out = train_and_jump(cfg, data_key, dev, x0, ref, floor)
 meanflow_deeper.show(cfg, point, run, key, state, out, x0, ref, floor, data_key, dev)

@@ -46,10 +46,9 @@ def intro() -> None:
     st.caption("Article §5–5.2 and §6.3.1 · Frans et al., *One Step Diffusion via Shortcut "
                "Models* (ICLR 2025)")
     st.markdown(
-        "A flow-matching model learns the *instantaneous* velocity $v(x, t)$; a sampler with few "
-        "steps follows that tangent off the curved flow. A shortcut model also takes the step "
-        "size $d$ and learns the average direction over $[t, t+d]$:")
-    st.latex(r"x_{t+d}=x_t+d\,s_\theta(x_t,t,d),\qquad s_\theta(x,t,0)=v(x,t)")
+        "Few steps along the *instantaneous* velocity $v(x, t)$ leave a curved flow. A shortcut "
+        "model also takes the step size $d$ and learns the average direction over $[t, t+d]$: "
+        "$x_{t+d}=x_t+d\\,s_\\theta(x_t,t,d)$, with $s_\\theta(x,t,0)=v(x,t)$.")
 
 
 def template_choice(where) -> Template | None:
@@ -124,7 +123,8 @@ def train(cfg, data_key: tuple):
     with left:
         st.markdown("No teacher for big steps: one step of $2d$ must equal two of $d$ "
                     "(self-consistency, §5.1), with $x' = x_t + d\\,s(x_t,t,d)$:")
-        st.latex(r"s(x_t,t,2d)=\tfrac12\,s(x_t,t,d)+\tfrac12\,s(x',t+d,d)")
+        st.latex(r"\begin{aligned}s(x_t,t,2d)&=\tfrac12\,s(x_t,t,d)\\"
+                 r"&+\tfrac12\,s(x',t+d,d)\end{aligned}")
         st.markdown("Flow matching at $d = 0$ on most of each batch, self-consistency on the "
                     "rest, $d$ a power of two down to $1/128$; the big-step targets come from "
                     "the model itself (stop-gradient or EMA copy).")
@@ -157,16 +157,15 @@ def the_family(r: dict, floor: float) -> None:
     c1, c2 = st.columns([1, 1])
     with c1:
         chart(fv.viz.family_fig(r["paths"], f"Paths of {N_PATHS} noise points, M = 1 … 128",
-                                N_PATHS, 3.5, height=400), "sc-family",
+                                N_PATHS, 3.5, height=380), "sc-family",
               traj=r["paths"][max(NFES)], arrays={f"traj_M{m}": r["paths"][m] for m in NFES})
     with c2:
         chart(fv.viz.clouds_grid_fig(
             r["ref"], {m: r["samples"][m][:1000] for m in CLOUDS},
             {m: f"M = {m} · {format_distance(r['ed'][m], floor)}" for m in CLOUDS},
-            cols=2, lim=LIM, panel=165), "sc-clouds")
-    st.caption(f"The same noise, sampled with M steps of d = 1/M (M network calls). Panel "
-               f"titles: energy distance of {N_EVAL} samples to {N_EVAL} data points (lower is "
-               f"better); below its sampling noise ({floor:.4f}) it reads ≤ noise.")
+            cols=2, lim=LIM, panel=155), "sc-clouds")
+    st.caption(f"The same noise, M steps of d = 1/M (M network calls). Titles: energy distance "
+               f"to the data (lower is better), ≤ noise below its sampling noise ({floor:.4f}).")
 
 
 def answer_for(calls: int | None) -> str:
@@ -191,7 +190,8 @@ def against_fm(run, cfg, key, data_key, r, x0, ref, floor) -> None:
         return fm_state
 
     ready = st.session_state.get("runs", {}).get(fm_key)
-    opened = partner_preset(key) is None and not (ready is not None and ready.done)
+    live = partner_preset(key) is None or st.session_state.get(f"live:{fm_key}")
+    opened = bool(live) and not (ready is not None and ready.done)  # a finished preset: folded
     with st.expander("Plain flow matching, trained for the same time", expanded=opened,
                      icon=":material/model_training:"):
         fm = live_training(fm_key, build_fm_same_time, preset=partner_preset(key),
