@@ -103,11 +103,11 @@ def rounds_compared(page: Reflow, rounds: dict, floor: float) -> dict:
                                           height=360, color=method_color(ROUND[k]))
             fig.update_layout(showlegend=False)  # the caption under the row says it
             chart(fig, f"rf-traj-{k}", traj=paths["traj"], ts=paths["ts"])
-            m1, m2 = st.columns(2)
-            m1.metric("Straightness", f"{paths['straightness']:.3f}",
-                      help="S = ∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. 2022): 0 when straight.")
-            m2.metric("1 step: ED", format_distance(r["nfe"][1][0], floor, 3),
-                      help="Energy distance of one-Euler-step samples to the data.")
+            st.markdown(f"Straightness **{paths['straightness']:.3f}** · one step: ED "
+                        f"**{format_distance(r['nfe'][1][0], floor, 3)}**",
+                        help="Straightness S = ∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. "
+                             "2022), 0 for straight paths; ED: energy distance of one-Euler-"
+                             "step samples to the data.")
     curves = nfe_curves(page, {ROUND[k]: r for k, r in evals.items()}, floor)
     fig = fv.viz.quality_vs_nfe_fig(curves, title="Quality vs NFE (Euler)", height=420,
                                     floor=floor)

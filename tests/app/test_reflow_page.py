@@ -70,6 +70,12 @@ def metric(at: AppTest, label: str) -> list[str]:
     return [m.value for m in at.metric if m.label == label]
 
 
+def straightness(at: AppTest) -> list[float]:
+    """The straightness S under each round's paths."""
+    return [float(m.value.split("**")[1]) for m in at.markdown
+            if m.value.startswith("Straightness **")]
+
+
 def status(at: AppTest, title: str) -> str:
     return next(m.value for m in at.markdown if m.value.startswith(f"**{title}** · "))
 
@@ -135,9 +141,9 @@ def test_tiny_pipeline_answers_its_question_only_after_the_prediction():
 
     # the question comes first: nothing that answers it is drawn before the prediction
     assert not any("paths" in t or "Quality vs NFE" in t for t in titles(at))
-    assert not metric(at, "Straightness") and not verdicts(at)
+    assert not straightness(at) and not verdicts(at)
     predict(at, "Much closer to the data")
-    straight = [float(v) for v in metric(at, "Straightness")]
+    straight = straightness(at)
     assert len(straight) == 2 and straight[1] < straight[0]  # the 2-RF is straighter
     names = [t["name"] for t in spec(at, "Quality vs NFE")["data"]]
     assert {"1-RF", "2-RF", "exact v*"} <= set(names)
