@@ -87,14 +87,12 @@ def latency(key: str, pipe) -> None:
         return
     rows = _report(key, pipe, "latency", lambda: latency_report(pipe, lesson, N_EVAL,
                                                                 pipe.run.seed))
-    left, right = st.columns([1.3, 1])
-    with left:
-        chart(latency_fig(rows, "Wall time vs quality", height=380), f"if-lat-{key}")
-    right.dataframe(pd.DataFrame([{"sampler": a, "ms / 10k samples": f"{b:.0f}",
-                                   "mean ED": format_distance(c, lesson["floor"])}
-                                  for a, b, c in rows]), hide_index=True)
-    right.caption(f"Best of 3 on {describe(pipe.device)}, prompts mixed. The teacher's cost "
-                  "grows with its steps; the student is one call whatever the target.")
+    chart(latency_fig(rows, "Wall time vs quality", height=380), f"if-lat-{key}")
+    st.dataframe(pd.DataFrame([{"sampler": a, "ms / 10k samples": f"{b:.0f}",
+                                "mean ED": format_distance(c, lesson["floor"])}
+                               for a, b, c in rows]), hide_index=True)
+    st.caption(f"Best of 3 on {describe(pipe.device)}, prompts mixed. The teacher's cost "
+               "grows with its steps; the student is one call whatever the target.")
 
 
 def fixes(key: str, pipe) -> None:

@@ -3,6 +3,8 @@ latency vs quality. Stages are coloured by the method their label names (style.m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -81,7 +83,7 @@ def latency_fig(rows: list[tuple[str, float, float]], title: str = "",
                                              line=dict(width=1, color="white"))))
     fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
                       margin=dict(b=60))
-    ms = [r[1] for r in rows]
-    ed = [max(r[2], 1e-4) for r in rows]
-    log_axis(fig, "x", lo=min(ms) / 1.5, hi=max(ms) * 1.5)
-    return log_axis(fig, "y", lo=min(ed) / 1.3, hi=max(ed) * 1.3)
+    for axis, v in (("x", [r[1] for r in rows]), ("y", [max(r[2], 1e-4) for r in rows])):
+        lo = 10 ** math.floor(math.log10(min(v)))  # from the decade below: two labelled ticks
+        log_axis(fig, axis, lo=lo, hi=max(max(v) * 1.3, 10 * lo))
+    return fig
