@@ -76,7 +76,7 @@ def pairs_section(x0: torch.Tensor, x1: torch.Tensor, seed: int, n: int = 150,
 
 
 def field_section(field: ExactField, x0: torch.Tensor, t: float, lim: float = LIM,
-                  n_grid: int = 21, n_heat: int = 61, steps: int = 50):
+                  n_grid: int = 21, n_heat: int = 61, steps: int = 50, height: int = 460):
     """Straight pairs §2 (article §2.1): v*(x, t) over log10 tr Cov[x1 - x0 | x_t = x], and the
     exact trajectories from x0 (RK4) with x_t marked. Returns (field panel, paths panel,
     path metrics)."""
@@ -85,14 +85,15 @@ def field_section(field: ExactField, x0: torch.Tensor, t: float, lim: float = LI
     hx = torch.linspace(-lim, lim, n_heat)
     hpts = torch.stack(torch.meshgrid(hx, hx, indexing="xy"), -1).reshape(-1, 2)
     var = field.velocity_cov(hpts, t).diagonal(dim1=1, dim2=2).sum(1).reshape(n_heat, n_heat)
-    fig = viz.field_fig(pts, v, f"Exact field v*(x, t = {t:.2f}) over the spread of pair "
-                        "directions", heat=(hx, hx, np.log10(var.numpy() + 1e-3)),
-                        heat_name="log₁₀ tr Cov", lim=lim, scale=0.25)
+    fig = viz.field_fig(pts, v, f"Exact field v* at t = {t:.2f}",
+                        heat=(hx, hx, np.log10(var.numpy() + 1e-3)),
+                        heat_name="spread of directions (log₁₀)", lim=lim, scale=0.25,
+                        height=height)
     field_panel = Panel(fig, {"points": pts, "v": v, "heat_x": hx, "tr_cov": var})
     paths = path_metrics(field, x0, steps=steps)
     traj = paths["traj"]
-    fig = viz.trajectories_fig(traj, "Exact trajectories (RK4, 50 steps) and their chords",
-                               lim=lim)
+    fig = viz.trajectories_fig(traj, "Exact paths (RK4) and their chords", lim=lim,
+                               height=height)
     viz.scatter(fig, traj[int(round(t * (len(traj) - 1)))], f"x_t at t = {t:.2f}", "#111827", 5,
                 0.9)
     return field_panel, Panel(fig, traj=traj, ts=paths["ts"]), paths

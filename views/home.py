@@ -11,10 +11,9 @@ from views.teach import ask, notice, verdict
 st.title("flowviz — seeing fast generation with flow matching")
 st.markdown(
     "Flow matching learns an ODE whose pairs are joined by **straight lines**, yet its sampling "
-    "trajectories **curve**, so it still needs many solver steps. Each page below tells one "
-    "section of the article *Fast Generation with Flow Matching* on small 2-D problems you can "
-    "change and retrain live, on a laptop CPU. Every curve and number is computed, not drawn: "
-    "the exact marginal field of the data is the reference for every claim.")
+    "trajectories **curve**, so it still needs many solver steps. Each page tells one section of "
+    "the article *Fast Generation with Flow Matching* on small 2-D problems you can change and "
+    "retrain live; every number is computed, with the exact field of the data as the reference.")
 
 notice("Training pairs are joined by straight lines, but the generator follows the *average* "
        "of all lines through a point, and that average bends. On every page, watch how far the "
@@ -57,42 +56,33 @@ def one_step_question() -> None:
 one_step_question()
 st.subheader("The pages")
 rows = [
+    ("views/theatre.py", "Flow theatre", "§6.3.1",
+     "The same noise carried to the data by every method at once, at the budget you choose, "
+     "played in the browser; then one noise point followed under each method."),
     ("views/straight_pairs.py", "Straight pairs, curved flow", "§1.2, §2, §2.1",
      "Independent pairs cross; the exact field v*(x, t) = E[x1 − x0 | x_t = x] averages their "
-     "directions, and its paths bend. Then a 1-rectified flow trained live learns that field; "
-     "deeper: minibatch-OT pairs and the average at any point."),
+     "directions, so its paths bend. A 1-rectified flow trained live learns that field."),
     ("views/diffusion_vs_fm.py", "Diffusion PF-ODE vs flow matching", "§1.1, §1.2",
      "The exact VP-diffusion PF-ODE beside the exact rectified flow on the same data: their "
-     "paths, the endpoint error vs number of function evaluations (NFE) for Euler to RK4 and "
-     "dopri5, and the speed along the paths that explains it."),
+     "endpoint error vs the number of function evaluations (NFE), and the speed that explains it."),
     ("views/reflow.py", "ReFlow: straightening", "§3, §3.1",
-     "Train 1-RF, let it generate its own pairs, train 2-RF (and 3-RF) on them: the pair lines "
-     "stop crossing and one Euler step becomes enough. The improved-training choices of Lee, "
-     "Lin & Fanti (U-shaped t, pseudo-Huber, real-data mixing, init from 1-RF), the "
-     "non-crossing argument, inversion to noise, and minibatch OT on the same chart."),
+     "Train 1-RF, let it make its own pairs, train 2-RF on them: the pair lines stop crossing "
+     "and one Euler step becomes enough."),
     ("views/instaflow.py", "InstaFlow: reflow + distill", "§4, §4.1-§4.4",
-     "A target whose parts have names plays the text prompt. A conditional teacher (the exact "
-     "VP-diffusion PF-ODE, or a trained 1-RF, with classifier-free guidance) makes triples in "
-     "20-50 steps, a conditional 2-RF straightens them, and a one-step student is distilled; "
-     "a second student straight from the teacher, per-condition quality, latency, and what a "
-     "rare or unseen prompt does."),
+     "A conditional teacher, a conditional 2-RF that straightens it, and a one-step student "
+     "distilled from it; a target whose parts have names plays the text prompt."),
     ("views/shortcut.py", "Shortcut models", "§5, §5.1, §5.2, §6.3.1",
      "One model s(x, t, d) that knows its step size: flow matching at d = 0 plus "
-     "self-consistency (one step of 2d = two steps of d). The whole 1…128-step family from one "
-     "network, the self-consistency picture at a point, the target as a learned integrator, "
-     "and quality vs steps against plain flow matching trained for the same time."),
+     "self-consistency, the whole 1…128-step family from one network."),
     ("views/meanflow.py", "MeanFlow", "§6, §6.1, §6.2",
-     "Mean velocity u(x_t, t, r) vs instantaneous v: the chord, the running average, the "
-     "(t, r) map of their gap, exact before any training. Then MeanFlow trained live through "
-     "the JVP identity u = v + (r − t) du/dt, with its stability monitors and one-step samples."),
+     "The mean velocity u(x_t, t, r) instead of the instantaneous v: exact before any training, "
+     "then trained live through the JVP identity u = v + (r − t) du/dt."),
     ("views/scoreboard.py", "Scoreboard: all methods", "§6.3.1",
-     "Every method above on one quality-vs-NFE chart (1 to 128 network calls) from the same "
-     "noise, with the compute each needed: its own training, its teachers, its pairs, and what "
-     "a training step costs against plain flow matching."),
+     "Every method on one quality-vs-NFE chart (1 to 128 network calls) from the same noise, "
+     "with the compute each needed."),
     ("views/scaling.py", "Scaling: images", "§4-§6 at image scale",
      "The same method files on a U-Net: digit presets trained on a GPU, sample grids at NFE "
-     "1-128 from the same noise, a classifier-feature Fréchet distance, latent flows, and "
-     "GPU throughput figures."),
+     "1-128 from the same noise, latent flows and GPU figures."),
 ]
 for path, title, section, what in rows:
     with st.container(border=True, gap="small"):
@@ -101,8 +91,7 @@ for path, title, section, what in rows:
             st.caption(f"Article {section}")
         st.markdown(what)
 
-st.subheader("Conventions")
-st.markdown(
-    "Time runs from noise to data: $x_0 \\sim$ source (usually $\\mathcal N(0, I)$), "
-    "$x_1 \\sim$ data, $x_t = (1-t)\\,x_0 + t\\,x_1$, target velocity $x_1 - x_0$. "
-    "The sidebar's data, seed and device apply to every page.")
+st.caption(
+    "Conventions: time runs from noise to data, $x_0 \\sim$ source (usually "
+    "$\\mathcal N(0, I)$), $x_1 \\sim$ data, $x_t = (1-t)\\,x_0 + t\\,x_1$, target velocity "
+    "$x_1 - x_0$. The sidebar's data, seed and device apply to every page.")

@@ -3,16 +3,14 @@
 The lesson: independent (x0, x1) pairs are straight lines that cross; the question (what do the
 paths of the best possible model look like?); the exact field v* = E[x1 − x0 | x_t = x] averages
 the directions through each point, so its paths bend; a 1-rectified flow trained live learns
-that same field and needs as many steps. Deeper: minibatch-OT pairs, the average at one point,
-the runs in detail.
+that field. Deeper: minibatch-OT pairs, the average at one point, the runs in detail.
 """
 
 import streamlit as st
 import torch
 
 import flowviz as fv
-from flowviz.analysis import field_on, grid, path_metrics, quality_vs_nfe
-from flowviz.probe import error_map, monte_carlo_velocity, probe
+from flowviz.averaging import evaluate_flow, learned_field, monte_carlo_velocity, probe
 from flowviz.reproduce import field_section, pairs_section
 from flowviz.viz.style import format_distance
 from views.cache import data_points, exact_field, exact_nfe_curve, noise_floor, source_points
@@ -40,10 +38,9 @@ def pair_lines(x0_all, x1_all, seed: int) -> tuple[dict, str | None]:
         st.markdown("Flow matching pairs noise $x_0$ with data $x_1$ at random and trains on "
                     "the straight line between them, velocity $x_1 - x_0$.")
         st.metric("Pairs of lines that cross", f"{100 * pairs['crossing_fraction']:.1f} %")
-        choice = ask("sp-bend", "The network sees only $x_t$ and $t$. Where lines cross it can "
-                     "learn one velocity, at best their average "
-                     "$v^\\star(x,t)=\\mathbb E[x_1-x_0\\mid x_t=x]$. Follow $v^\\star$ from "
-                     "noise to data: what do its paths look like?",
+        choice = ask("sp-bend", "The network sees only x_t and t. Where lines cross it can "
+                     "learn one velocity, at best their average v*(x, t) = E[x1 − x0 | x_t = x]. "
+                     "Follow v* from noise to data: what do its paths look like?",
                      [STRAIGHT, BENT, CROSSING], "§2, §2.1")
     return pairs, choice
 
@@ -55,15 +52,13 @@ def exact_flow(cfg, x0_all, pairs: dict) -> None:
     t = left.slider("Time t", 0.0, 0.95, 0.5, 0.05, key="sp_t", bind="query-params",
                     help="The field and the spread of directions are drawn at this time.")
     field_panel, traj_panel, paths = field_section(exact_field(cfg), x0_all[:N_PATHS], t, LIM,
-                                                   GRID)
+                                                   GRID, height=420)
     k1, k2 = right.columns(2)
     k1.metric("Straightness S", f"{paths['straightness']:.3f}",
               help="∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. 2022); 0 for straight paths.")
     k2.metric("Chords x0 → x1 that cross", f"{100 * paths['crossing_fraction']:.1f} %")
     with left:
         chart(field_panel.fig, "field", arrays=field_panel.arrays)
-        st.caption("Colour: how much the directions of the lines through x disagree. Bright: "
-                   "v* averages conflicting lines.")
     with right:
         chart(traj_panel.fig, "exact-traj", traj=traj_panel.traj, ts=traj_panel.ts)
     s, cross, before = paths["straightness"], paths["crossing_fraction"], \
@@ -72,15 +67,16 @@ def exact_flow(cfg, x0_all, pairs: dict) -> None:
     verdict("sp-bend", answer,
             f"Measured on {N_PATHS} paths: straightness S = {s:.3f} (0 for straight lines), and "
             f"their chords cross in {100 * cross:.1f} % of pairs against {100 * before:.1f} % "
-            "for the training pairs. Where lines meet, v* averages their directions, so its "
-            "paths bend around each other; a solver with few steps cuts those bends.")
+            "for the training pairs. Where lines meet (bright on the left: their directions "
+            "disagree), v* averages them, so its paths bend around each other; a solver with "
+            "few steps cuts those bends.")
 
 
 def train(cfg, x0_all, x1_all) -> fv.FMRun:
     """Section 3: a 1-rectified flow trained live (its minimiser is v*)."""
     st.header("3 · Train a 1-rectified flow live")
-    st.markdown("A small MLP minimises $\\mathbb E\\,\\|v_\\theta(x_t, t) - (x_1 - x_0)\\|^2$, "
-                "whose minimiser is exactly $v^\\star$: the exact field is the answer key.")
+    st.caption("A small MLP minimises E‖v_θ(x_t, t) − (x1 − x0)‖², whose minimiser is exactly "
+               "v*: the exact field is the answer key.")
     c1, c2, c3, c4, c5 = st.columns(5)
     coupling = c1.selectbox("Coupling", ["independent", "ot"], key="sp_coupling",
                             bind="query-params",
@@ -109,17 +105,21 @@ def train(cfg, x0_all, x1_all) -> fv.FMRun:
                     "exact field's.")
         else:
             evaluate(cfg, key, state, x0_all, x1_all)
-            quality(cfg)
+            curves = {"exact v*": exact_nfe_curve(cfg)} if cfg.source == "gaussian" else {}
+            curves |= {label: e["nfe"] for label, e in session_runs(cfg).items()}
+            chart(fv.viz.quality_vs_nfe_fig(curves, title="Quality vs Euler steps (energy "
+                                            "distance to the data)", height=460,
+                                            floor=noise_floor(cfg, N_EVAL)), "sp-nfe")
             st.caption("The trained flow scores like v* and, like it, needs many Euler steps. "
                        "Train the minibatch-OT coupling too: its curve drops sooner.")
     return run
 
 
-def data_key(cfg) -> tuple:
+def data_key(cfg) -> tuple:  # the data a run was trained on, so runs are compared on the same
     return cfg.source, cfg.target, cfg.n_data, cfg.seed, cfg.h, cfg.upload
 
 
-def evaluate(cfg, key: str, state, x0_all, x1_all) -> dict:
+def evaluate(cfg, key: str, state, x0_all, x1_all) -> None:
     """Quality vs NFE (Euler, energy distance to fresh data) and path metrics of a run."""
     res = results("sp_results")
     rk = (key, state.step)
@@ -127,11 +127,8 @@ def evaluate(cfg, key: str, state, x0_all, x1_all) -> dict:
         dev = device(cfg)
         ref = exact_field(cfg).sample_target(N_EVAL, torch.Generator().manual_seed(99)) \
             if cfg.source == "gaussian" else x1_all[:N_EVAL]
-        model = state.sampler_model.eval()
-        with torch.no_grad():
-            res[rk] = {"nfe": quality_vs_nfe(model, x0_all[:N_EVAL].to(dev), ref.to(dev)),
-                       "paths": path_metrics(model, x0_all[:N_PATHS].to(dev), steps=50)}
-    return res[rk]
+        res[rk] = evaluate_flow(state.sampler_model.eval(), x0_all[:N_EVAL].to(dev),
+                                ref.to(dev), N_PATHS)
 
 
 def session_runs(cfg) -> dict[str, dict]:
@@ -143,15 +140,6 @@ def session_runs(cfg) -> dict[str, dict]:
         if r is not None and s.meta.get("data") == data_key(cfg):
             out[f"{s.meta['label']} · {s.step} steps"] = r
     return out
-
-
-def quality(cfg) -> None:
-    """Every run of this session on this data: quality vs NFE beside the exact v*'s."""
-    curves = {"exact v*": exact_nfe_curve(cfg)} if cfg.source == "gaussian" else {}
-    curves |= {label: e["nfe"] for label, e in session_runs(cfg).items()}
-    chart(fv.viz.quality_vs_nfe_fig(curves, title="Quality vs Euler steps (energy distance to "
-                                    "the data)", height=460, floor=noise_floor(cfg, N_EVAL)),
-          "sp-nfe")
 
 
 # --- Go deeper ----------------------------------------------------------------------------------
@@ -176,7 +164,7 @@ def ot_pairs(cfg, x0_all, x1_all) -> None:
 def probe_point(cfg, x0_all, x1_all) -> None:
     """The weighted average of the lines through one point, and a Monte-Carlo check."""
     if cfg.source != "gaussian":
-        st.info("The closed-form field needs the Gaussian source N(0, I): pick it in the sidebar.")
+        st.info("The closed-form field needs the Gaussian source N(0, I) (sidebar).")
         return
     st.markdown("Every data point $y_i$ has one line through $x$ at time $t$, of weight "
                 "$w_i$ (how likely that pair is). Their weighted average direction is "
@@ -193,7 +181,7 @@ def probe_point(cfg, x0_all, x1_all) -> None:
     with left:
         chart(fv.viz.probe_fig(x, pr["x0"], pr["x1"], pr["weights"], pr["v_star"],
                                pr["directions"], f"Lines through ({px:.1f}, {py:.1f}) at "
-                               f"t = {t:.2f}", LIM, scale=0.5), "probe")
+                               f"t = {t:.2f}", None, scale=0.5), "probe")
     with right:
         v = pr["v_star"]
         st.markdown(f"**v\\*(x, t)** (closed form) = ({v[0]:.3f}, {v[1]:.3f})  \n"
@@ -211,9 +199,8 @@ def runs_detail(cfg, x0_all, x1_all) -> None:
         st.caption("No trained run yet on this data: train one in section 3.")
         return
     floor = noise_floor(cfg, N_EVAL)
-    st.dataframe([{"run": label, **{f"ED @{n}": format_distance(q, floor)
-                                    for n, q in zip(*e["nfe"], strict=True) if n in (1, 4, 16,
-                                                                                      128)},
+    st.dataframe([{"run": label} | {f"ED @{n}": format_distance(q, floor) for n, q in
+                                     zip(*e["nfe"], strict=True) if n in (1, 4, 16, 128)} | {
                    "straightness": round(e["paths"]["straightness"], 4),
                    "crossings %": round(100 * e["paths"]["crossing_fraction"], 2)}
                   for label, e in runs.items()], key="runs-table", hide_index=True)
@@ -233,12 +220,9 @@ def runs_detail(cfg, x0_all, x1_all) -> None:
     if cfg.source != "gaussian":
         return
     t = st.session_state.get("sp_t", 0.5)
-    model = state.sampler_model.eval()
-    pts, _, _ = grid(LIM * 0.9, GRID)
-    v = field_on(model, pts.to(device(cfg)), t).cpu()
+    pts, v, heat = learned_field(state.sampler_model.eval(), exact_field(cfg), t, LIM, GRID)
     with right:
-        chart(fv.viz.field_fig(pts, v, f"Learned v_θ(x, t = {t:.2f}) over ‖v_θ − v*‖",
-                               heat=error_map(model, exact_field(cfg), t, LIM),
+        chart(fv.viz.field_fig(pts, v, f"Learned v_θ(x, t = {t:.2f}) over ‖v_θ − v*‖", heat=heat,
                                heat_name="‖v_θ − v*‖", lim=LIM, scale=0.25,
                                colorscale="Magma"), "learned-field")
 

@@ -39,7 +39,7 @@ def test_straight_pairs_answer_absent_before_the_prediction():
     at = revealed("straight_pairs", "sp-bend", "Straight lines, like the pairs")
     titles = [json.loads(c)["layout"]["title"]["text"] for c in charts(at)]
     assert any(t.startswith("Exact field v*") for t in titles)
-    assert any(t.startswith("Exact trajectories") for t in titles)
+    assert any(t.startswith("Exact paths") for t in titles)
     s = float(next(m.value for m in at.metric if m.label.startswith("Straightness")))
     assert s > 0.05  # the exact paths of moons bend: the committed 'straight' is wrong
     assert at.error and "Curved paths" in at.error[0].value and f"{s:.3f}" in at.error[0].value

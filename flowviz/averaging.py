@@ -1,5 +1,5 @@
-"""The average that makes v* at one point (article §2.1), checked without the closed form, and a
-trained field measured against it.
+"""The averaging behind v* (article §2, §2.1), measured: the lines through one point and their
+weighted average, checked without the closed form, and a trained field against v*.
 
 The pairs whose straight lines pass through x at time t are weighted by how likely each is;
 their directions x1 - x0 averaged with those weights are v*(x, t). A Monte-Carlo estimate (random
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .analysis import field_on
+from .analysis import field_on, grid, path_metrics, quality_vs_nfe
 from .exact import ExactField
 
 
@@ -40,11 +40,22 @@ def monte_carlo_velocity(field: ExactField, x: torch.Tensor, t: float, radius: f
     return (x1 - x0)[near].mean(0), int(near.sum())
 
 
-def error_map(model, field: ExactField, t: float, lim: float, n: int = 61):
-    """‖v_θ(x, t) − v*(x, t)‖ on an n x n grid over [-lim, lim]²: (xs (n,), ys (n,), err (n, n)),
-    row-major in y as plotly's heatmap reads it."""
-    xs = torch.linspace(-lim, lim, n)
-    pts = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)
+def learned_field(model, field: ExactField, t: float, lim: float, n_arrows: int = 21,
+                  n_heat: int = 61) -> tuple:
+    """A trained v_θ(·, t) on an n_arrows² grid over [-0.9 lim, 0.9 lim]² (points, vectors), and
+    its error ‖v_θ − v*‖ on an n_heat² grid over [-lim, lim]² (xs, ys, err (n_heat, n_heat),
+    row-major in y as plotly's heatmap reads it)."""
     dev = next(model.parameters()).device
-    err = (field_on(model, pts.to(dev), t).cpu() - field(pts, t)).norm(dim=1)
-    return xs, xs, err.reshape(n, n)
+    pts, _, _ = grid(lim * 0.9, n_arrows)
+    xs = torch.linspace(-lim, lim, n_heat)
+    hpts = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)
+    err = (field_on(model, hpts.to(dev), t).cpu() - field(hpts, t)).norm(dim=1)
+    return pts, field_on(model, pts.to(dev), t).cpu(), (xs, xs, err.reshape(n_heat, n_heat))
+
+
+@torch.no_grad()
+def evaluate_flow(model, x0: torch.Tensor, ref: torch.Tensor, n_paths: int = 200) -> dict:
+    """A trained flow's quality vs NFE (Euler from x0, energy distance to data samples ref) and
+    the metrics of its paths from the first n_paths of x0 (RK4, 50 steps)."""
+    return {"nfe": quality_vs_nfe(model, x0, ref), "paths": path_metrics(model, x0[:n_paths],
+                                                                          steps=50)}
