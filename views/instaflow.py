@@ -8,11 +8,11 @@ from the teacher, latency and the rebalancing fixes are in "Go deeper" (views/in
 """
 
 import dataclasses
+from statistics import fmean as mean
 
 import streamlit as st
 import torch
 
-from flowviz import presets
 from flowviz.methods.instaflow import (
     CONDITIONS,
     FIXES,
@@ -28,6 +28,7 @@ from flowviz.viz.style import format_distance
 from views import instaflow_deeper as deeper_sections
 from views.cache import cached
 from views.charts import chart
+from views.instaflow_preset import open_preset
 from views.reproduce import reproduce_box
 from views.results import results
 from views.state import device, page_settings, run_key
@@ -53,30 +54,6 @@ def exact_teacher_paths(run: InstaFlowRun) -> dict:
     return teacher_paths(InstaFlowPipeline(run, torch.device("cpu")))
 
 
-@st.cache_resource(show_spinner="Loading the preset…", max_entries=4)
-def preset_jobs(name: str, dev: str) -> dict:
-    """A preset pipeline's finished phases (read-only, shared by every session)."""
-    return presets.load(presets.specs()[name], dev)
-
-
-def open_preset(key: str, run: InstaFlowRun, label: str, dev) -> None:
-    """Put the preset pipeline with exactly this config into runs[key], if there is one."""
-    runs = st.session_state.setdefault("runs", {})
-    if key in runs or not presets.enabled() or st.session_state.get(f"live:{key}"):
-        return
-    hit = presets.find(("student from teacher", run))
-    if hit is None:
-        return
-    pipe = InstaFlowPipeline(run, dev)
-    pipe.jobs, pipe.status = dict(preset_jobs(hit[0].name, str(dev))), "done"
-    pipe.meta.update(preset=hit[0].name, label=label, run=run)
-    runs[key] = pipe
-
-
-def mean(v) -> float:
-    return sum(v) / len(v)
-
-
 def teacher_section(cfg):
     """The teacher: this page's own target (parts with names), a guided conditional flow.
     Returns the run's first settings and the column where its paths are drawn."""
@@ -100,9 +77,10 @@ def teacher_section(cfg):
                          "parts. The trained teacher learns v(x, t | ∅) by dropping the label "
                          "10 % of the time.")
     left.latex(r"v_w = v_\varnothing + w\,(v_c - v_\varnothing)")
-    left.caption("Each (noise x0, prompt c) solved for 20-50 steps gives a triple (x0, x1, c).")
     run = InstaFlowRun(target=target, n_data=max(cfg.n_data, 2000), h=cfg.h, seed=cfg.seed,
                        teacher=teacher, teacher_solver=solver, teacher_steps=steps, guidance=w)
+    left.caption("Each (noise x0, prompt c) solved for 20-50 steps gives a triple (x0, x1, c). "
+                 f"Data: {run.n_data} points (the sidebar's N, at least 2000), h = {run.h:g}.")
     if teacher == "exact_vp":
         with right:
             paths_chart(exact_teacher_paths(run), run)
