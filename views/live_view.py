@@ -96,31 +96,27 @@ def loss_chart(s, key: str, loss_keys, preset) -> None:
     if floor is None:
         chart(fig, key=f"loss:{key}")
         return
-    for k, w in shares.items():
-        name = "floor" if len(loss_keys) == 1 else f"floor of {k}"
-        fig.add_hline(y=w * floor, line=dict(dash="dot", color="gray", width=2),
-                      annotation_text=f"{name} {w * floor:.2f}",
-                      annotation_position="bottom right")
+    for w in shares.values():
+        fig.add_hline(y=w * floor, line=dict(dash="dot", color="gray", width=2))
+    lowest = min([w * floor for w in shares.values()]
+                 + [h[k] for h in s.history for k in loss_keys if h.get(k, 0) > 0])
+    fv.viz.style.log_axis(fig, "y", lo=0.9 * lowest)  # the floor in view from the start
     chart(fig, key=f"loss:{key}")
     share = "" if all(w == 1 for w in shares.values()) else \
         " (the total: that times its share of flow-matching rows)"
-    st.caption("Dotted: the floor E‖x1 − x0 − v*(x_t, t)‖², from the exact field of the same "
-               f"data{share}. Pairs through one point x_t head in different directions and a "
-               "network can only predict their average v*, so their spread stays in the loss "
-               "however long it trains.")
+    values = ", ".join(f"{k} {w * floor:.2f}" for k, w in shares.items())
+    st.caption(f"Dotted: the floor E‖x1 − x0 − v*(x_t, t)‖² ({values}), from the exact field "
+               f"of the same data{share}. Pairs through one point x_t head in different "
+               "directions and a network can only predict their average v*, so their spread "
+               "stays in the loss however long it trains.")
 
 
 # --- the model at work -------------------------------------------------------------------------
 
 def live_charts(s, key: str, loss_keys, preset, training: bool) -> None:
-    """The loss chart; while training, beside it the model at work (2-D runs)."""
-    if not (training and previewable(s, preset)):
-        loss_chart(s, key, loss_keys, preset)
-        return
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        loss_chart(s, key, loss_keys, preset)
-    with c2:
+    """The loss chart; while training, under it the model at work (2-D runs)."""
+    loss_chart(s, key, loss_keys, preset)
+    if training and previewable(s, preset):
         samples_preview(s, key, preset)
 
 
