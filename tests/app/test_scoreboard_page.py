@@ -88,3 +88,6 @@ def test_published_figures_and_step_costs_stay_in_go_deeper():
     assert not any("CIFAR" in str(d.value) for d in at.dataframe)
     at.segmented_control(key="sb_deeper").set_value("Published image-scale figures").run()
     assert any("CIFAR-10" in d.value.to_string() for d in at.dataframe)
+    at.segmented_control(key="sb_deeper").set_value("Step costs").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.button(key="sb_measure").label.startswith("Measure step costs")
