@@ -158,12 +158,12 @@ def cmd_instaflow(a) -> int:
 
 
 def cmd_theatre(a) -> int:
-    """The Flow theatre page's animation headless, from the presets: an HTML page that plays
-    it (the same plotly figure), the GIF and the frames CSV in ``--out``."""
+    """The Flow theatre page's animation headless, from the presets: the page's player as an
+    HTML file (it plays offline), the GIF and the frames CSV in ``--out``."""
     from pathlib import Path
 
     from . import theatre
-    from .viz.theatre import theatre_fig, theatre_gif
+    from .viz.theatre import theatre_gif, theatre_html
     if a.k < 1 or a.n < 1:
         print("error: --k and --n must be at least 1", file=sys.stderr)
         return 2
@@ -171,8 +171,7 @@ def cmd_theatre(a) -> int:
     times, data = theatre.frame_times(flights), theatre.preset_data()[0]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    theatre_fig(flights, times, overlay=a.overlay, data=data).write_html(
-        out / "theatre.html", include_plotlyjs=True, auto_play=False)
+    (out / "theatre.html").write_text(theatre_html(flights, times, a.overlay, data)[0])
     (out / "theatre.gif").write_bytes(theatre_gif(flights, times, data))
     (out / "theatre_frames.csv").write_text(theatre.frames_csv(flights, times))
     for f in flights.values():

@@ -1,14 +1,14 @@
 """Flow theatre: the same noise carried to the data by every method at once (article §6.3.1).
 
 Each method moves its points with its own sampler at the chosen budget (k Euler steps, k
-shortcut steps, one jump); the browser plays the frames (plotly animation: no server call per
-frame). Then one noise point is followed under every method.
+shortcut steps, one jump); the browser plays them (a small player: no server call per frame).
+Then one noise point is followed under every method.
 """
 
 import streamlit as st
 
 from flowviz import theatre as th
-from flowviz.viz.theatre import theatre_fig
+from flowviz.viz.theatre import theatre_html
 from views.present import FONT_SCALE, HEIGHT_SCALE, presenting
 from views.state import page_settings
 from views.teach import ask, verdict, waiting
@@ -25,16 +25,13 @@ def flights(keys: tuple, k: int, n: int, seed: int) -> dict:
     return th.from_presets(keys, k, n, seed)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def figure(keys: tuple, k: int, n: int, seed: int, overlay: bool, big: bool):
-    """The animated figure (shared read-only by every session: building its ~60 frames costs
-    about a second); the presenter view's is larger."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def player(keys: tuple, k: int, n: int, seed: int, overlay: bool, big: bool) -> tuple[str, int]:
+    """The player's HTML and height; the presenter view's is larger."""
     f = flights(keys, k, n, seed)
-    fig = theatre_fig(f, th.frame_times(f), overlay=overlay, data=th.preset_data()[0],
-                      panel=int(330 * (HEIGHT_SCALE if big else 1)))
-    if big:
-        fig.update_layout(font_size=14 * FONT_SCALE)
-    return fig
+    return theatre_html(f, th.frame_times(f), overlay=overlay, data=th.preset_data()[0],
+                        panel=int((520 if overlay else 290) * (HEIGHT_SCALE if big else 1)),
+                        font=int(14 * (FONT_SCALE if big else 1)))
 
 
 def endpoint_errors(f: dict) -> dict[str, float]:
@@ -79,14 +76,14 @@ if not keys:
     st.info("Pick at least one method to watch.")
     st.stop()
 shown = flights(keys, k, n, cfg.seed)
-fig = figure(keys, k, n, cfg.seed, overlay, presenting())
-event = st.plotly_chart(fig, key=f"th-chart-{keys}-{k}-{n}-{overlay}", on_select="rerun",
-                        selection_mode="points", config={"displaylogo": False})
+html, height = player(keys, k, n, cfg.seed, overlay, presenting())
+st.iframe(html, height=height)
 st.caption("Press **▶ Play** or drag the time slider: it all runs in your browser. A point is "
            "**solid** at a state its sampler computed and **faint** between two of them, where "
            "it is drawn moving straight along the step: for an Euler or shortcut step that is "
            "what a shorter step would do, for a one-jump model it is only a drawing (the model "
-           "computes the two ends). Click a point to follow it below.")
+           "computes the two ends). Click a point: the same noise point is ringed in every "
+           "panel.")
 
 one = endpoint_errors(flights(("exact", "rf1", "rf2", "shortcut", "meanflow"), 1, n, cfg.seed))
 named = {th.METHODS[key]: v for key, v in one.items() if th.METHODS[key] in QUESTION}
@@ -98,8 +95,5 @@ verdict("theatre", far, "Mean distance from each method's one-step endpoints to 
         "2-RF's straightened flow (§3), Shortcut's step of size d = 1 (§5) and MeanFlow's "
         "average velocity over [0, 1] (§6) were trained to make that jump.")
 
-picked = [p for p in (event.selection.points if event else []) if "customdata" in p]
-if picked:
-    st.session_state["th_point"] = int(picked[0]["customdata"])
 follow_particle(keys, shown, k, n, cfg.seed)
 exports(keys, shown, k, n, cfg.seed)

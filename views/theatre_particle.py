@@ -30,9 +30,8 @@ def follow_particle(keys: tuple, flights: dict, k: int, n: int, seed: int) -> No
                "and the jump Shortcut (size d = 1/k) and MeanFlow (to r = 1) would make from "
                "there (dashed, ×).")
     c1, c2, c3 = st.columns([1, 2, 1.4])
-    i = c1.number_input("Noise point", 0, n - 1, min(st.session_state.get("th_point", 0), n - 1),
-                        key=f"th_point_{n}", help="Or click a point in the theatre above.")
-    st.session_state["th_point"] = int(i)
+    i = c1.number_input("Noise point", 0, n - 1, 0, key=f"th_point_{n}",
+                        help="Click a point in the theatre above to see its number.")
     t = c2.slider("Time t", 0.0, 1.0, 0.5, 0.05, key="th_t")
     shade = c3.toggle("Shade the exact density p_t", key="th_density")
     ref = reference(k, n, seed)

@@ -1,20 +1,22 @@
-"""The flow theatre as plotly figures: every method's points moving from the same noise, played
-in the browser (animation frames, a time slider: no server round trip per frame), and one
-particle followed under every method."""
+"""The flow theatre drawn: a player that moves every method's points from the same noise in the
+browser (play, pause, a time slider: no server round trip per frame), a GIF of it, and one
+particle followed under every method (plotly)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ..theatre import Particle, positions, visited
 from .style import FONT, OTHER, method_color, template
 
-FRAME_MS = 40  # 25 frames/s while playing
+FRAME_MS = 40  # the GIF's frame duration (25 frames/s)
 IN_FLIGHT = 0.45  # opacity of points between two states the sampler computed (a drawing)
+PLAY_S = 3.0  # seconds the player takes from t = 0 to t = 1
 
 
 def _layout(flights: dict, overlay: bool) -> tuple[int, int]:
@@ -23,68 +25,145 @@ def _layout(flights: dict, overlay: bool) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def theatre_fig(flights: dict, times: np.ndarray, overlay: bool = False, data=None,
-                lim: float = 3.0, panel: int = 330, gl: bool = False,
-                frame_ms: int = FRAME_MS) -> go.Figure:
-    """The same noise under every flight, one frame per time in ``times``: small multiples (one
-    panel per method) or ``overlay`` (one panel). Points are solid at the states their sampler
-    computed and faint in between, where they are drawn moving straight along the step.
-    ``data`` (M, 2): drawn faintly under the points. ``gl``: WebGL points (Scattergl)."""
+def _b64(a) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode()
+
+
+def theatre_html(flights: dict, times: np.ndarray, overlay: bool = False, data=None,
+                 lim: float = 3.0, panel: int = 290, font: int = 14) -> tuple[str, int]:
+    """(HTML, height in px) of the theatre player: the same noise under every flight, one SVG
+    panel per method (or one ``overlay`` panel), played, paused and scrubbed in the browser.
+
+    The page carries each flight's visited states only (ts, xs); the browser places the points
+    at any t by moving them straight between two states (as flowviz.theatre.positions), so
+    playback is as smooth as the screen. Points are solid at a state their sampler computed
+    and faint in between. The slider steps through ``times`` (every visited state is one).
+    Clicking a point rings the same noise point in every panel. ``data``: drawn faintly.
+    ``panel``: the largest panel side in px (panels shrink to fit a narrower frame)."""
     rows, cols = _layout(flights, overlay)
-    titles = None if overlay else [f"{f.label} · {f.how}" for f in flights.values()]
-    fig = make_subplots(rows, cols, subplot_titles=titles, horizontal_spacing=0.04,
-                        vertical_spacing=0.1 if rows > 1 else 0)
-    Scatter = go.Scattergl if gl else go.Scatter
-    moving, pos, seen = [], {}, {}
-    for j, (key, f) in enumerate(flights.items()):
-        cell = dict(row=1, col=1) if overlay else dict(row=j // cols + 1, col=j % cols + 1)
-        if data is not None and (j == 0 or not overlay):
-            d = np.asarray(data, dtype=np.float32)
-            fig.add_trace(Scatter(x=d[:, 0], y=d[:, 1], mode="markers", name="data",
-                                  showlegend=False, hoverinfo="skip",
-                                  marker=dict(size=3, color=OTHER, opacity=0.18)), **cell)
-        pos[key] = positions(f, times).astype(np.float32)
-        seen[key] = visited(f, times)
-        moving.append(len(fig.data))
-        fig.add_trace(Scatter(x=pos[key][0, :, 0], y=pos[key][0, :, 1], mode="markers",
-                              name=f.label, showlegend=overlay,
-                              customdata=np.arange(pos[key].shape[1]),
-                              hovertemplate=f"{f.label}<br>noise point %{{customdata}}"
-                                            "<extra></extra>",
-                              marker=dict(size=4, color=method_color(f.label), opacity=1.0)),
-                      **cell)
-    frames = [{"name": f"{t:.4f}", "traces": moving, "data": [
-        {"type": "scattergl" if gl else "scatter", "x": pos[k][i, :, 0], "y": pos[k][i, :, 1],
-         "marker": {"opacity": 1.0 if seen[k][i] else IN_FLIGHT}} for k in flights]}
-        for i, t in enumerate(times)]
-    step = dict(frame=dict(duration=0, redraw=gl), mode="immediate",
-                transition=dict(duration=0))
-    play = dict(frame=dict(duration=frame_ms, redraw=gl), fromcurrent=True,
-                transition=dict(duration=0), mode="immediate")
-    height = rows * panel + 130
-    fig.update_layout(
-        template=template(), font=FONT, height=height, margin=dict(l=10, r=10, t=40, b=90),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="left",
-                          yanchor="top", pad=dict(t=45, r=10), showactive=False, buttons=[
-                              dict(label="▶ Play", method="animate", args=[None, play]),
-                              dict(label="❚❚ Pause", method="animate",
-                                   args=[[None], dict(step, frame=dict(duration=0,
-                                                                       redraw=False))])])],
-        sliders=[dict(active=0, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=30),
-                      currentvalue=dict(prefix="t = ", font=dict(size=15)),
-                      steps=[dict(label=f"{t:.2f}", method="animate",
-                                  args=[[f"{t:.4f}"], step]) for t in times])])
-    fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=False, showgrid=False,
-                     constrain="domain")
-    fig.update_yaxes(range=[-lim, lim], showticklabels=False, zeroline=False, showgrid=False,
-                     constrain="domain")
-    for j in range(rows * cols):  # square panels
-        fig.update_yaxes(scaleanchor=f"x{j + 1 if j else ''}", scaleratio=1, row=j // cols + 1,
-                         col=j % cols + 1)
-    # the frames are plain dicts, already valid: validating ~60 x 6 traces took ~1 s
-    return go.Figure({"data": fig.data, "layout": fig.layout, "frames": frames},
-                     _validate=False)
+    spec = {"lim": lim, "times": [round(float(t), 6) for t in times], "overlay": overlay,
+            "play_s": PLAY_S, "faint": IN_FLIGHT,
+            "data": _b64(np.asarray(data)) if data is not None else "",
+            "methods": [{"key": k, "label": f.label, "how": f.how, "color": method_color(f.label),
+                         "ts": [float(t) for t in f.ts], "n": int(f.xs.shape[1]),
+                         "xs": _b64(f.xs.detach().cpu().numpy())} for k, f in flights.items()]}
+    height = rows * (panel + 2 * font + 12) + 3 * font + 40
+    html = (_PLAYER.replace("__SPEC__", json.dumps(spec)).replace("__PANEL__", str(panel))
+            .replace("__COLS__", str(cols)).replace("__FONT__", str(font)))
+    return html, height
+
+
+_PLAYER = """<!doctype html><html><head><meta charset="utf-8"><style>
+body { margin: 0; font: __FONT__px Inter, "Segoe UI", Helvetica, Arial, sans-serif;
+       color: #1f2937; }
+.bar { display: flex; align-items: center; gap: 12px; margin: 4px 0 8px; }
+button { font: inherit; padding: 4px 14px; border: 1px solid #d1d5db; border-radius: 6px;
+         background: #fff; cursor: pointer; }
+#t { flex: 1; } #clock { font-weight: 700; min-width: 5.5em; } #sel { color: #4b5563; }
+.grid { display: grid; grid-template-columns: repeat(__COLS__, minmax(0, __PANEL__px));
+        gap: 6px 18px; }
+.title { text-align: center; color: #4b5563; white-space: nowrap; overflow: hidden;
+         text-overflow: ellipsis; }
+svg { width: 100%; aspect-ratio: 1; border: 1px solid #e5e7eb; }
+circle.pt { cursor: pointer; } circle.sel { stroke: #111827; }
+</style></head><body><div class="bar"><button id="play">&#9654; Play</button>
+<input id="t" type="range" min="0" value="0" step="1"><span id="clock">t = 0.00</span>
+<span id="sel"></span></div><div class="grid" id="grid"></div><script>
+const S = __SPEC__;
+const NS = "http://www.w3.org/2000/svg", L = S.lim;
+const f32 = b => new Float32Array(Uint8Array.from(atob(b), c => c.charCodeAt(0)).buffer);
+const grid = document.getElementById("grid"), slider = document.getElementById("t");
+const clock = document.getElementById("clock"), playB = document.getElementById("play");
+slider.max = S.times.length - 1;
+function panel(title) {
+  const div = document.createElement("div");
+  div.innerHTML = '<div class="title"></div>';
+  div.firstChild.textContent = title;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `${-L} ${-L} ${2 * L} ${2 * L}`);
+  const g = document.createElementNS(NS, "g");
+  g.setAttribute("transform", "scale(1,-1)");
+  svg.appendChild(g); div.appendChild(svg); grid.appendChild(div);
+  if (S.data) {
+    const d = f32(S.data);
+    for (let i = 0; i < d.length; i += 2) dot(g, d[i], d[i + 1], 0.018, "#6B7280", 0.22);
+  }
+  return g;
+}
+function dot(g, x, y, r, color, opacity) {
+  const c = document.createElementNS(NS, "circle");
+  c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", r);
+  c.setAttribute("fill", color);
+  if (opacity < 1) c.setAttribute("fill-opacity", opacity);
+  g.appendChild(c); return c;
+}
+const shared = S.overlay ? panel(S.methods.map(m => m.label).join(" · ")) : null;
+const M = S.methods.map(m => {
+  const g0 = shared || panel(`${m.label} · ${m.how}`);
+  const g = document.createElementNS(NS, "g");
+  g.setAttribute("data-method", m.key); g0.appendChild(g);
+  const xs = f32(m.xs), pts = [];
+  for (let i = 0; i < m.n; i++) {
+    const c = dot(g, xs[2 * i], xs[2 * i + 1], 0.035, m.color, 1);
+    c.setAttribute("class", "pt"); c.dataset.i = i;
+    c.addEventListener("click", () => select(i));
+    pts.push(c);
+  }
+  return {...m, g, xs, pts};
+});
+let t = 0, playing = false, t0 = 0, sel = null;
+window.theatre = {drawn: 0, t: () => t, spec: S,
+                  at: (key, i) => M.find(m => m.key === key).pts[i]};
+function draw(tt) {
+  t = Math.min(Math.max(tt, 0), 1);
+  for (const m of M) {
+    const ts = m.ts, S1 = ts.length - 1, tc = Math.min(Math.max(t, ts[0]), ts[S1]);
+    let j = 0;
+    while (j < S1 - 1 && ts[j + 1] <= tc) j++;
+    const w = (tc - ts[j]) / (ts[j + 1] - ts[j]), a = j * 2 * m.n, b = a + 2 * m.n;
+    for (let i = 0; i < m.n; i++) {
+      const p = m.pts[i], k = 2 * i;
+      p.setAttribute("cx", (1 - w) * m.xs[a + k] + w * m.xs[b + k]);
+      p.setAttribute("cy", (1 - w) * m.xs[a + k + 1] + w * m.xs[b + k + 1]);
+    }
+    const solid = ts.some(s => Math.abs(s - tc) < 1e-4);
+    m.g.setAttribute("fill-opacity", solid ? 1 : S.faint);
+  }
+  clock.textContent = `t = ${t.toFixed(2)}`;
+  window.theatre.drawn++;
+}
+function nearest(tt) {
+  let best = 0;
+  S.times.forEach((s, i) => { if (Math.abs(s - tt) < Math.abs(S.times[best] - tt)) best = i; });
+  return best;
+}
+function tick(now) {
+  if (!playing) return;
+  const tt = (now - t0) / (S.play_s * 1000);
+  draw(tt); slider.value = nearest(t);
+  if (tt >= 1) pause(); else requestAnimationFrame(tick);
+}
+function play() {
+  if (t >= 1) t = 0;
+  playing = true; playB.innerHTML = "&#10074;&#10074; Pause";
+  t0 = performance.now() - t * S.play_s * 1000; requestAnimationFrame(tick);
+}
+function pause() { playing = false; playB.innerHTML = "&#9654; Play"; }
+function select(i) {
+  for (const m of M) {
+    if (sel !== null) m.pts[sel].classList.remove("sel");
+    m.pts[i].classList.add("sel"); m.pts[i].setAttribute("r", 0.09);
+    if (sel !== null && sel !== i) m.pts[sel].setAttribute("r", 0.035);
+    m.g.appendChild(m.pts[i]);  // on top
+  }
+  sel = i;
+  document.getElementById("sel").textContent =
+    `noise point ${i}: ringed in every panel (type it under "Follow one particle")`;
+}
+playB.addEventListener("click", () => playing ? pause() : play());
+slider.addEventListener("input", () => { pause(); draw(S.times[+slider.value]); });
+draw(0);
+</script></body></html>"""
 
 
 def particle_fig(particles: dict[str, Particle], labels: dict[str, str], t: float,
