@@ -24,15 +24,23 @@ from flowviz.viz.style import format_distance
 from views.cache import cached, exact_nfe_curve, noise_floor, source_points
 from views.charts import chart
 from views.reflow_crossing import non_crossing
-from views.reflow_pipeline import CHOICES, N_CROSS, N_EVAL, ROUND, Reflow, choices, status
+from views.reflow_pipeline import (
+    CHOICES,
+    LOSS_LABELS,
+    N_CROSS,
+    N_EVAL,
+    ROUND,
+    T_LABELS,
+    Reflow,
+    choices,
+    status,
+)
 from views.state import NAMES, uploaded_points
 from views.training import live_training
 
 SECTIONS = ["Improved 2-RF training", "Why pairs hardly cross", "Inversion: data → noise",
             "Minibatch OT", "Every run, side by side"]
 LIM, N_LINES = 4.5, 150
-T_LABELS = {"uniform": "uniform", "u_shaped": "U-shaped", "logit_normal": "logit-normal"}
-LOSS_LABELS = {"squared": "squared error", "pseudo_huber": "pseudo-Huber"}
 OT_LABEL = "1-RF, minibatch OT"
 
 
@@ -154,12 +162,12 @@ def minibatch_ot(page: Reflow) -> None:
                           preset=page.fm_run("ot"))
     status(slot, "A 1-RF on minibatch-OT pairs (phase 1's settings)", state)
     c1, c2 = st.columns(2)
-    for col, (name, pairs) in zip((c1, c2), (("independent", page.independent), (
-            "minibatch OT", fv.data.minibatch_ot(*page.independent))), strict=True):
+    for col, (name, pairs) in zip((c1, c2), (("Independent", page.independent), (
+            "Minibatch-OT", fv.data.minibatch_ot(*page.independent))), strict=True):
         frac = coupling_metrics(*pairs, N_CROSS)["crossing_fraction"]
         with col:
-            chart(fv.viz.pair_lines_fig(*pairs, f"{name.capitalize()} pairs: {100 * frac:.1f} "
-                                        "% of lines cross", N_LINES, LIM, 380), f"rf-ot-{name}")
+            chart(fv.viz.pair_lines_fig(*pairs, f"{name} pairs: {100 * frac:.1f} % of lines "
+                                        "cross", N_LINES, LIM, 380), f"rf-ot-{name}")
     if state is None or state.step == 0:
         return
     floor = noise_floor(page.cfg, N_EVAL)
@@ -200,7 +208,7 @@ def every_run(page: Reflow) -> None:
                      "E‖x1−x0‖²": r["paths"]["transport_cost"], "train s": s.seconds,
                      "pairs s": pairs.seconds if pairs is not None else 0.0})
     st.dataframe(rows, key="rf-table", hide_index=True, column_config={
-        "run": st.column_config.TextColumn(width="large"),
+        "run": st.column_config.TextColumn(width="medium"),
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("straightness",
                                                                       "E‖x1−x0‖²")},
         **{c: st.column_config.NumberColumn(format="%.1f") for c in (

@@ -24,6 +24,8 @@ from views.training import is_stale, live_training
 
 ROUND = {1: "1-RF", 2: "2-RF", 3: "3-RF"}
 COUPLING = {"independent": "independent", "ot": "minibatch OT"}
+T_LABELS = {"uniform": "uniform", "u_shaped": "U-shaped", "logit_normal": "logit-normal"}
+LOSS_LABELS = {"squared": "squared error", "pseudo_huber": "pseudo-Huber"}
 N_EVAL, N_PATHS, N_CROSS = 2000, 200, 300
 # The 2-RF's improved-training choices (Lee et al. 2024) are set under "Go deeper"; a widget's
 # state is dropped while it is not drawn, so their values are kept here in between.
@@ -232,8 +234,9 @@ def phase_round(page: Reflow, k: int, pairs_key: str, pairs, prev) -> tuple[str,
         return reflow_state(prev.sampler_model, generated, page.round_cfg, real, round_k=k)
 
     r = page.round_cfg
-    meta = {"label": f"{ROUND[k]} · {r.t_dist} t · {r.loss} · p={r.p_real:g} · init "
-                     f"{r.init} · {r.n_pairs} pairs · {r.optim.steps} steps",
+    meta = {"label": f"{ROUND[k]} · {T_LABELS[r.t_dist]} t · {LOSS_LABELS[r.loss]} · "
+                     f"p={r.p_real:g} · {'warm start' if r.init == 'previous' else 'from scratch'}"
+                     f" · {r.n_pairs} pairs · {r.optim.steps} steps",
             "data": page.data_key, "round": k, "pairs_key": pairs_key}
     state = live_training(key, build, meta=meta, start=f"Train {ROUND[k]}",
                           preset=(f"rf{k}", page.run1, page.round_cfg), after=pairs)
