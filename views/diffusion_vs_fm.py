@@ -87,7 +87,8 @@ def error_vs_nfe(cfg, panels: dict) -> None:
     c1, c2 = st.columns([3, 1])
     chosen = c1.multiselect("Fixed-step solvers", list(SOLVERS), ["euler", "rk4"],
                             format_func=SOLVERS.get, key="dv_solvers")
-    with_adaptive = c2.checkbox("Add dopri5 at 4 tolerances", False, key="dv_adaptive")
+    with_adaptive = c2.checkbox("Add dopri5", False, key="dv_adaptive",
+                                help="The adaptive solver at tolerances 1e-1 … 1e-4.")
     curves = {f"{ODES[k]} · {SOLVERS[s]}": q for s in chosen for k, q in sweep(cfg, s).items()}
     for k, pts in (adaptive(cfg) if with_adaptive else {}).items():
         curves[f"{ODES[k]} · dopri5"] = tuple(zip(*pts, strict=True))

@@ -181,7 +181,7 @@ def probe_point(cfg, x0_all, x1_all) -> None:
     with left:
         chart(fv.viz.probe_fig(x, pr["x0"], pr["x1"], pr["weights"], pr["v_star"],
                                pr["directions"], f"Lines through ({px:.1f}, {py:.1f}) at "
-                               f"t = {t:.2f}", None, scale=0.5), "probe")
+                               f"t = {t:.2f}", None, 540, scale=0.5), "probe")
     with right:
         v = pr["v_star"]
         st.markdown(f"**v\\*(x, t)** (closed form) = ({v[0]:.3f}, {v[1]:.3f})  \n"

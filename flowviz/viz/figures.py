@@ -215,14 +215,14 @@ def probe_fig(probe, x0, x1, w, v_star, vel, title: str = "", lim: float | None 
         if m.any():
             xs, ys = _segments(x0[m], x1[m])
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip",
-                                     name=f"lines, weight {lo:.0%}–{min(hi, 1):.0%} of max",
+                                     name=f"lines, weight {lo:.0%}–{min(hi, 1):.0%}",
                                      line=dict(color=f"rgba(245,133,24,{alpha})", width=1.5)))
-    fig.add_trace(go.Scatter(x=x1[:, 0], y=x1[:, 1], mode="markers", name="x1 (weight = size)",
+    fig.add_trace(go.Scatter(x=x1[:, 0], y=x1[:, 1], mode="markers", name="x1 (size = weight)",
                              marker=dict(size=3 + 9 * np.sqrt(rel), color=TARGET, opacity=0.8),
                              text=[f"w = {a:.4f}" for a in w]))
     pv = np.repeat(p[None], len(vel), 0)
     xs, ys = _segments(pv, pv + scale * vel)
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="their directions x1 − x0",
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="directions x1 − x0",
                              line=dict(color="rgba(76,120,168,0.45)", width=1), hoverinfo="skip"))
     xs, ys = _segments(p[None], p[None] + scale * v[None])
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="weighted average = v*",
