@@ -65,8 +65,8 @@ def intro() -> None:
                "Modeling* · time runs from noise t = 0 to data t = 1, and r ≥ t")
     st.markdown("Flow matching learns the tangent $v(x_t, t)$ of a curved trajectory. MeanFlow "
                 "learns the **average** velocity over an interval, the chord:")
-    st.latex(r"u(x_t,t,r)=\frac{1}{r-t}\int_t^r v(x_\tau,\tau)\,d\tau,\qquad "
-             r"x_r=x_t+(r-t)\,u(x_t,t,r)")
+    st.latex(r"\begin{aligned}u(x_t,t,r)&=\frac{1}{r-t}\int_t^r v(x_\tau,\tau)\,d\tau\\"
+             r"x_r&=x_t+(r-t)\,u(x_t,t,r)\end{aligned}")
 
 
 def tangent_or_chord(cfg, model, dev) -> dict | None:
@@ -86,7 +86,7 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
     row = ends = None
     if model is not None:
         row, ends = along_path(model, ex["traj"], ex["ts"], i, dev)
-    c1, c2, c3 = st.columns([5, 5, 2])
+    c1, c2, c3 = st.columns([4, 4, 2])  # the metrics' labels in full, also when presenting
     with c1:
         chart(mviz.chord_fig(ex["traj"], ex["ts"], i, j, ex["v"][i],
                              data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
@@ -100,7 +100,7 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
     c3.metric("‖v‖, the tangent", f"{n['tangent']:.3f}")
     c3.metric("‖u‖, the chord", f"{n['chord']:.3f}")
     c3.metric("Angle v to u", f"{n['angle']:.1f}°")
-    c3.metric("Step of v misses by", f"{n['miss']:.3f}",
+    c3.metric("One v step misses", f"{n['miss']:.3f}",
               help="‖x_t + (r − t)·v − x_r‖ = (r − t)·‖v − u‖: how far one step of v lands "
                    "from x_r; the jump with u lands exactly.")
     return {"ex": ex, "i": i, "j": j, "t": t, "r": r, "model_row": row}
@@ -190,10 +190,10 @@ def train_and_jump(cfg, data_key: tuple, dev, x0, ref, floor):
     st.markdown("Differentiate $(r-t)\\,u = \\int_t^r v\\,d\\tau$ in $t$: the **MeanFlow "
                 "identity** (§6.1) needs no integral, only one JVP of the network, and the "
                 "network regresses on its right-hand side (stop-gradient, $v = x_1 - x_0$):")
-    st.latex(r"u(x_t,t,r)=v(x_t,t)-(t-r)\,\tfrac{d}{dt}u(x_t,t,r),\qquad "
-             r"\tfrac{d}{dt}u=\partial_x u\;v+\partial_t u")
     left, right = st.columns(2, gap="large")
     with left:
+        st.latex(r"\begin{aligned}u(x_t,t,r)&=v(x_t,t)-(t-r)\,\tfrac{d}{dt}u(x_t,t,r)\\"
+                 r"\tfrac{d}{dt}u&=\partial_x u\;v+\partial_t u\end{aligned}")
         run = settings(cfg)
         key = run_key("mf", run, cfg.upload, cfg.device)
         folded = opens_finished(key, run)

@@ -48,7 +48,7 @@ def test_the_one_call_answer_is_drawn_only_after_the_prediction():
 
 
 def test_one_step_miss_matches_an_independent_integration():
-    """With [t, r] = [0, 1] the page's 'step of v misses by' is ‖x0 + v*(x0, 0) − x1‖,
+    """With [t, r] = [0, 1] the page's 'one v step misses' is ‖x0 + v*(x0, 0) − x1‖,
     x1 the end of the exact flow: recomputed here with dopri5 (the page uses RK4)."""
     at = open_page()
     at.slider(key="mf_px").set_value(-1.5)
@@ -59,10 +59,10 @@ def test_one_step_miss_matches_an_independent_integration():
     x0 = torch.tensor([[-1.5, -2.0]])
     x1 = solve(field, x0, "dopri5", rtol=1e-7, atol=1e-7).x
     miss = (x0 + field(x0, torch.zeros(1)) - x1).norm().item()
-    assert abs(metric(at, "Step of v misses by") - miss) < 2e-3
+    assert abs(metric(at, "One v step misses") - miss) < 2e-3
     # at r = t the jump is the step of v itself: nothing to miss
     at.slider(key="mf_tr").set_value((0.5, 0.5)).run()
-    assert metric(at, "Step of v misses by") == 0.0
+    assert metric(at, "One v step misses") == 0.0
 
 
 def test_a_tiny_run_trains_via_the_button_and_is_checked():
