@@ -196,7 +196,8 @@ def runs_detail(cfg, x0_all, x1_all) -> None:
     """This session's runs: the learned field over its error, and a table."""
     runs = session_runs(cfg)
     if not runs:
-        st.caption("No trained run yet on this data: train one in section 3.")
+        st.caption("No run evaluated yet on this data: answer the question above, then train "
+                   "one in section 3.")
         return
     floor = noise_floor(cfg, N_EVAL)
     st.dataframe([{"run": label} | {f"ED @{n}": format_distance(q, floor) for n, q in
