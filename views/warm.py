@@ -1,7 +1,8 @@
 """`python -m views.warm`: refresh the evaluations shipped in assets/evals (flowviz.store).
 
 Runs every page of app.py once at its defaults, on its presets, through Streamlit's AppTest,
-with the store writing to a fresh folder; that folder then replaces assets/evals. Run it after
+then again with its prediction committed (what the answer draws is stored too), with the store
+writing to a fresh folder; that folder then replaces assets/evals. Run it after
 retraining presets or changing code that computes what a preset page shows (a changed source
 file changes every key it touches, so stale entries are never read: pages just compute again).
 `--check` only reports how many of a fresh run's entries the shipped store already holds.
@@ -37,6 +38,10 @@ def render_all(pages: list[str], out: Path) -> dict[str, float]:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
         at.switch_page(page)  # through the router, as a visitor opens it
         at.run()
+        for question in [r for r in at.radio if r.label == "Your prediction"][:1]:
+            question.set_value(question.options[0])  # any answer reveals the same figures
+            next(b for b in at.button if b.label == "Reveal the answer").click()
+            at.run()
         if at.exception:
             raise SystemExit(f"{page}: {at.exception[0].value}")
         seconds[page] = time.perf_counter() - t0
