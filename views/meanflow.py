@@ -36,7 +36,7 @@ from views.training import live_training, training_active
 
 LIM, GRID, N_EVAL = 3.5, 40, 2000  # (t, r) grid of 1/40; samples per quality estimate
 PRESET = FAST_MEANFLOW
-ANSWERS = {"step": "A step of v*: x0 + v*(x0, 0)", "jump": "A jump of u*: x0 + u*(x0, 0, 1)",
+ANSWERS = {"step": "A step of v⋆: x0 + v⋆(x0, 0)", "jump": "A jump of u⋆: x0 + u⋆(x0, 0, 1)",
            "same": "Both equally well"}
 
 
@@ -108,7 +108,7 @@ def tangent_or_chord(cfg, model, dev) -> dict | None:
 
 def one_call_question(cfg) -> None:
     choice = ask("mf-jump", "From the same noise, one network call each: which lands on the "
-                 "data, a step of the exact tangent v* or a jump of the exact chord u*?",
+                 "data, a step of the exact tangent v⋆ or a jump of the exact chord u⋆?",
                  list(ANSWERS.values()), "§6")
     if choice is None:
         waiting("Commit to a prediction: the two one-call samplers are drawn here.")
@@ -122,13 +122,13 @@ def one_call_question(cfg) -> None:
         chart(p.fig, "mf-jumps", traj=p.traj, ts=p.ts, arrays=p.arrays)
     with c2:
         step, jump = jumps["ed_euler"], jumps["ed_jump"]
-        st.metric("One step of v*: distance", format_distance(step, floor))
-        st.metric("One jump of u*: distance", format_distance(jump, floor))
+        st.metric("One step of v⋆: distance", format_distance(step, floor))
+        st.metric("One jump of u⋆: distance", format_distance(jump, floor))
         st.caption(f"Energy distance of {len(jumps['x0'])} samples to the data (lower is "
                    f"better); two data samples differ by {jumps['ed_noise']:.4f}.")
         verdict("mf-jump", ANSWERS[jump_or_step(step, jump, jumps["ed_noise"])],
-                "At t = 0 the tangent is v*(x, 0) = E[x1] − x, so every point lands on the "
-                "data mean, while x0 + u*(x0, 0, 1) is the end of the flow by definition. "
+                "At t = 0 the tangent is v⋆(x, 0) = E[x1] − x, so every point lands on the "
+                "data mean, while x0 + u⋆(x0, 0, 1) is the end of the flow by definition. "
                 "MeanFlow learns u so the sampler can take that jump.")
 
 
@@ -233,7 +233,7 @@ def one_jump_of_the_model(cfg, key, state, x0, ref, floor) -> dict:
     k1, k2 = st.columns(2)
     k1.metric("u_θ, one jump", format_distance(out["jumps"][1][0], floor))
     if cfg.source == "gaussian":
-        k2.metric("Exact v*, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
+        k2.metric("Exact v⋆, one step", format_distance(exact_nfe_curve(cfg)[1][0], floor),
                   help="The best any instantaneous-velocity model can do in one step.")
     else:
         k2.metric("v_θ, one Euler step", format_distance(out["as_velocity"][1][0], floor))

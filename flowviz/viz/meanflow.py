@@ -59,6 +59,7 @@ def chord_fig(traj, ts, i: int, j: int, v_t, data=None, model_ends=None, fan: in
                              text=["x_t", "x_r"], textposition="top center", name="x_t, x_r",
                              marker=dict(size=11, color="#111827"), showlegend=False))
     scatter(fig, tr[:1], "start x0", SOURCE, 9, 1.0)
+    fig.update_layout(legend=dict(entrywidth=0.5, entrywidthmode="fraction"))  # two a row
     return fig
 
 
@@ -89,6 +90,7 @@ def running_mean_fig(v_path, u_row, i: int, j: int, model_row=None, title: str =
     fig.add_trace(go.Scatter(x=[u[j - i, 0]], y=[u[j - i, 1]], mode="markers",
                              name="u at the chosen r",
                              marker=dict(size=13, color=MEAN, symbol="star")))
+    fig.update_layout(legend=dict(entrywidth=0.5, entrywidthmode="fraction"))  # two a row
     return fig
 
 

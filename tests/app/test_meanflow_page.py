@@ -38,13 +38,13 @@ def test_the_one_call_answer_is_drawn_only_after_the_prediction():
     at = open_page()
     assert "One step from noise, exact fields" not in titles(at)
     assert not [m for m in at.metric if "distance" in m.label] and not at.success
-    at.radio(key="choice:mf-jump").set_value("A step of v*: x0 + v*(x0, 0)")
+    at.radio(key="choice:mf-jump").set_value("A step of v⋆: x0 + v⋆(x0, 0)")
     next(b for b in at.button if b.label == "Reveal the answer").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert "One step from noise, exact fields" in titles(at)
-    step, jump = metric(at, "One step of v*: distance"), metric(at, "One jump of u*: distance")
+    step, jump = metric(at, "One step of v⋆: distance"), metric(at, "One jump of u⋆: distance")
     assert step > 0.5 and abs(jump) < 0.01  # every step lands on the data mean; the jump lands
-    assert at.error and "**A jump of u*: x0 + u*(x0, 0, 1)**" in at.error[0].value  # told so
+    assert at.error and "**A jump of u⋆: x0 + u⋆(x0, 0, 1)**" in at.error[0].value  # told so
 
 
 def test_one_step_miss_matches_an_independent_integration():
@@ -77,7 +77,7 @@ def test_a_tiny_run_trains_via_the_button_and_is_checked():
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("step 300 / 300" in p.proto.text for p in at.get("progress"))
-    jump, euler = metric(at, "u_θ, one jump"), metric(at, "Exact v*, one step")
+    jump, euler = metric(at, "u_θ, one jump"), metric(at, "Exact v⋆, one step")
     assert jump < 0.2 and jump < 0.2 * euler, (jump, euler)  # one jump of u beats a step of v*
     # Go deeper: each section drawn only when chosen
     for pick, title in (("Stability monitors", "JVP term"),
