@@ -108,11 +108,11 @@ def error_vs_nfe(cfg, panels: dict) -> None:
     answer = SAME if nv == nf else ODES["vp"] if nv < nf else ODES["linear"]
     verdict("dv-nfe", answer,
             f"With RK4, the diffusion ODE needs {fmt(nv)} NFE and flow matching {fmt(nf)} to "
-            f"get within {THRESHOLD} of the accurate endpoints. The reason is on the right: "
-            f"diffusion's mean speed at its fastest is {ratio['vp']:.0f}× its slowest (flow "
-            f"matching: {ratio['linear']:.1f}×), so equal steps idle early and under-resolve "
-            f"the rush at the end. With Euler: {fmt(ev)} vs {fmt(ef)} NFE. On a 2-D toy the "
-            "gap is far smaller than the article's 50–100 vs 10–20 NFE for images.")
+            f"get within {THRESHOLD} of the accurate endpoints. On the right, diffusion's mean "
+            f"speed at its fastest is {ratio['vp']:.0f}× its slowest (flow matching: "
+            f"{ratio['linear']:.1f}×): equal steps spend its budget where it barely moves and "
+            f"too little where it rushes. With Euler: {fmt(ev)} vs {fmt(ef)} NFE. On a 2-D toy "
+            "the gap is far smaller than the article's 50–100 vs 10–20 NFE for images.")
 
 
 def fmt(n) -> str:
