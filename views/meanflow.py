@@ -119,7 +119,8 @@ def one_call_question(cfg) -> None:
     with c1:
         p = jumps_panel(jumps, data_points(cfg.target, cfg.n_data, cfg.seed, cfg.upload)[:600],
                         LIM)
-        chart(p.fig, "mf-jumps", traj=p.traj, ts=p.ts, arrays=p.arrays)
+        chart(p.fig.update_layout(height=400), "mf-jumps", traj=p.traj, ts=p.ts,
+              arrays=p.arrays)
     with c2:
         step, jump = jumps["ed_euler"], jumps["ed_jump"]
         st.metric("One step of v⋆: distance", format_distance(step, floor))
