@@ -1,10 +1,8 @@
 """MeanFlow: learn the mean velocity, jump in one step (article §6–6.2; Geng et al. 2025).
 
-The lesson: at a point of the exact flow, the mean velocity u (the chord) against the
-instantaneous v (the tangent); which single call lands on the data; u learned through the
-MeanFlow identity (one JVP, no integral) and its one jump. The rest ((t, r) map, stability
-monitors, the identity on the model's own flow, MeanFlow beside Shortcut, the loss per time
-bucket) is in views/meanflow_deeper.py, behind "Go deeper".
+The lesson: the chord u against the tangent v at a point of the exact flow, which single call
+lands on the data, and u learned through the MeanFlow identity. The rest is behind "Go deeper"
+(views/meanflow_deeper.py).
 """
 
 import streamlit as st
