@@ -52,7 +52,7 @@ def exact_flow(cfg, x0_all, pairs: dict) -> None:
     t = left.slider("Time t", 0.0, 0.95, 0.5, 0.05, key="sp_t", bind="query-params",
                     help="The field and the spread of directions are drawn at this time.")
     field_panel, traj_panel, paths = field_section(exact_field(cfg), x0_all[:N_PATHS], t, LIM,
-                                                   GRID, height=420)
+                                                   GRID, height=400)
     k1, k2 = right.columns(2)
     k1.metric("Straightness S", f"{paths['straightness']:.3f}",
               help="∫ E‖(x1 − x0) − dx_t/dt‖² dt (Liu et al. 2022); 0 for straight paths.")
