@@ -75,7 +75,8 @@ def live_training(key: str, build: Callable[[], fv.TrainState], chunk: int = 100
     state = runs.get(key)
     from_preset = state is not None and "preset" in state.meta
     stale = _mark_stale(state, after)
-    redo = "Retrain live" if isinstance(state, fv.TrainState) else f"{start} live"
+    # by name, not isinstance: a dev server's file watcher reloads flowviz under a live state
+    redo = "Retrain live" if type(state).__name__ == "TrainState" else f"{start} again"
     label = start if stale else redo if from_preset else \
         "Resume" if state is not None and not state.done else start
     # a phase is (re)built only on a finished, current previous phase (none: the first phase)

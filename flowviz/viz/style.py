@@ -80,13 +80,22 @@ def decade_label(v: float) -> str:
 
 
 def decade_ticks(lo: float, hi: float) -> list[float]:
-    """Tick values for a log axis over [lo, hi] (lo > 0): every decade, and 2× and 5× when the
-    range spans fewer than two decades (so there are always at least two labelled ticks)."""
+    """Tick values for a log axis over [lo, hi] (lo > 0): every decade; 1×, 2× and 5× when fewer
+    than two decades fall inside; the two such ticks around a range narrower than that (so there
+    are always at least two labelled ticks)."""
     e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    mult = (1,) if e1 - e0 >= 2 else (1, 2, 5)
-    ticks = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in mult]
-    inside = [t for t in ticks if lo * 0.999 <= t <= hi * 1.001]
-    return inside if len(inside) >= 2 else ticks
+
+    def inside(mult):
+        ticks = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in mult]
+        return [t for t in ticks if lo * 0.999 <= t <= hi * 1.001]
+
+    decades, fine = inside((1,)), inside((1, 2, 5))
+    if len(decades) >= 2:
+        return decades
+    if len(fine) >= 2:
+        return fine
+    every = [m * 10.0 ** e for e in range(e0 - 1, e1 + 2) for m in (1, 2, 5)]
+    return [max(t for t in every if t <= lo), min(t for t in every if t >= hi)]  # brackets
 
 
 def log_axis(fig: go.Figure, axis: str = "y", lo: float | None = None,
@@ -99,6 +108,7 @@ def log_axis(fig: go.Figure, axis: str = "y", lo: float | None = None,
     hi = hi if hi is not None else max(vals, default=1.0)
     hi = max(hi, lo * 1.01)
     ticks = decade_ticks(lo, hi)
+    lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])  # a narrow range widens to two ticks
     upd = dict(type="log", tickvals=ticks, ticktext=[decade_label(t) for t in ticks],
                range=[math.log10(lo) - 0.05, math.log10(hi) + 0.05])
     (fig.update_yaxes if axis == "y" else fig.update_xaxes)(**upd)

@@ -36,6 +36,8 @@ def test_same_method_twice_differs_in_dash():
 def test_decades():
     assert decade_ticks(1e-4, 0.3) == [1e-4, 1e-3, 1e-2, 1e-1]
     assert len(decade_ticks(0.002, 0.009)) >= 2  # a short range still gets two labels
+    assert decade_ticks(2e-4, 2.4e-3) == [2e-4, 5e-4, 1e-3, 2e-3]  # one decade tick inside
+    assert decade_ticks(0.0021, 0.0029) == [0.002, 0.005]  # none inside: the two around it
     assert [decade_label(v) for v in (1e-3, 2e-3, 0.1, 1, 20)] == ["10⁻³", "2×10⁻³", "0.1",
                                                                     "1", "20"]
 
