@@ -42,15 +42,15 @@ def endpoint_errors(f: dict) -> dict[str, float]:
 
 
 def controls() -> tuple[tuple, int, int, bool]:
-    c1, c2, c3, c4 = st.columns([3.2, 1.3, 1, 1.2])
+    c1, c2, c3, c4 = st.columns([3, 1.3, 1, 1.4])
     chosen = c1.multiselect("Methods", list(LABELS), [th.METHODS[k] for k in th.DEFAULT],
                             key="th_methods")
     k = c2.select_slider("Budget: network calls (NFE)", NFES, 1, key="th_k",
                          help="Euler flows and Shortcut take k steps; the distilled student "
                               "and MeanFlow always make one jump.")
     n = c3.select_slider("Noise points", SIZES, 400, key="th_n")
-    layout = c4.segmented_control("Layout", ["Side by side", "Overlaid"],
-                                  default="Side by side", key="th_layout")
+    layout = c4.segmented_control("Layout", ["Panels", "Overlaid"], default="Panels",
+                                  key="th_layout", help="One panel per method, or all in one")
     keys = tuple(LABELS[m] for m in chosen)
     return keys, k, n, layout == "Overlaid"
 

@@ -46,7 +46,7 @@ def follow_particle(keys: tuple, flights: dict, k: int, n: int, seed: int) -> No
     with left:
         st.plotly_chart(fig, key="th-particle", config={"displaylogo": False})
     rows = [{"method": th.METHODS[key], "path length": p.length,
-             "endpoint error vs exact": None if key == "exact" else p.error}
+             "endpoint error vs exact": float("nan") if key == "exact" else p.error}
             for key, p in parts.items()]
     right.dataframe(pd.DataFrame(rows).style.format(precision=3, na_rep="reference"),
                     hide_index=True)
