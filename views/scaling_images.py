@@ -61,7 +61,7 @@ def guidance(cfg: Settings) -> None:
     share = {r["w"]: r["classified as conditioned"] for r in table}
     for c, w in zip(st.columns(len(CFG_WS)), CFG_WS, strict=True):
         c.image(drawn(g[w][0]), width="stretch", caption=f"w = {w:g}" + (
-            f" · classified as its row's digit {share[w]:.0%}" if w in share else ""))
+            f" · classified as its row's digit {share[w]}" if w in share else ""))
     if table:
         st.dataframe(table, hide_index=True)
     st.caption(f"{CFG_NFE} steps, two network calls each (one at w = 1). w = 0 ignores the "

@@ -105,9 +105,10 @@ def reach_class(ratio: float, close: float = 2.0) -> str:
 
 def guidance_table(rows: list[dict], nfe: int) -> list[dict]:
     """cfg_quality.json rows at ``nfe``, one per guidance weight w, in reader's columns."""
-    return [{"w": r["w"], "classified as conditioned": r["agree"],
-             "… with p ≥ 0.9": r["agree_confident"], "any class, p ≥ 0.9": r["confident"],
-             "classifier-feature FD": r["fd"]}
+    return [{"w": r["w"], "classified as conditioned": f"{r['agree']:.1%}",
+             "… with p ≥ 0.9": f"{r['agree_confident']:.1%}",
+             "any class, p ≥ 0.9": f"{r['confident']:.1%}",
+             "classifier-feature FD": f"{r['fd']:.1f}"}
             for r in sorted(rows, key=lambda r: r["w"]) if r["nfe"] == nfe]
 
 

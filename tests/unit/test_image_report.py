@@ -100,7 +100,10 @@ def test_latent_and_guidance_tables():
     assert table[1][LABELS["meanflow"]] == "–" and LABELS["shortcut"] not in table[0]
     cfg = [{"nfe": 32, "w": w, "agree": a, "agree_confident": a, "confident": 0.9, "fd": 1.0}
            for w, a in ((2.0, 0.99), (0.0, 0.1))] + [{"nfe": 8, "w": 1.0}]
-    assert [r["w"] for r in report.guidance_table(cfg, 32)] == [0.0, 2.0]
+    table = report.guidance_table(cfg, 32)
+    assert [r["w"] for r in table] == [0.0, 2.0]
+    assert table[1]["classified as conditioned"] == "99.0%"
+    assert table[0]["… with p ≥ 0.9"] == "10.0%"
 
 
 def test_sample_grids_are_the_sampler_from_one_noise(seed):
