@@ -206,9 +206,9 @@ def coverage_section(pipe, rep: dict) -> None:
     counts = rep["triples"]
     if r.rare < 0:
         st.markdown(f"Every prompt was asked about equally here (about {min(counts)} to "
-                    f"{max(counts)} triples each). The student learns only the prompts it saw: "
-                    "choose a **Rare prompt** in section 2 (e.g. N at 0.2 %, or 0 %: unseen) and "
-                    "run the pipeline again (about a minute) to see its one-step quality.")
+                    f"{max(counts)} triples each). What if one prompt is rarely asked, or never? "
+                    "Choose a **Rare prompt** in section 2 with its share (0.2 %: a handful of "
+                    "triples; 0 %: none) and run the pipeline again (about a minute).")
         return
     s = rep["student from 2-RF"]
     others = mean([v for i, v in enumerate(s) if i != r.rare])
