@@ -1,7 +1,10 @@
 """Checkpoints: config + each phase's weights (+ optimizer for resuming), loaded safely.
 
 Files are plain dicts of tensors, numbers, strings and lists, written with torch.save and read
-with ``torch.load(weights_only=True)``: nothing in a checkpoint is ever unpickled as code. One
+with ``torch.load(weights_only=True)``: nothing in a checkpoint is ever unpickled as code. Before
+that, the archive's declared sizes and the pickle's opcodes are inspected (``inspect``), so a
+zip bomb, a few KB of shared references that unfold into billions of nodes, or a nesting too
+deep to walk is refused before anything is built. One
 format serves every run kind of flowviz.experiment: a run is a sequence of phases
 (``experiment.phases``), each a TrainState (weights) or a reflow PairPhase (the solved pairs);
 a latent run (flowviz.images.latent) is its fitted Encoder, then the flow on its codes.
@@ -11,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
+import pickletools
+import zipfile
 from pathlib import Path
 
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, parse_json
 from .experiment import FMRun, MeanFlowRun, ReflowRun, ShortcutRun, phases
 from .images.experiment import ImageRun, build_image
 from .images.latent import Encoder, LatentRun, empty_encoder, flow_on_codes
@@ -29,6 +33,12 @@ KINDS = {"fm": FMRun, "shortcut": ShortcutRun, "meanflow": MeanFlowRun, "reflow"
          "image": ImageRun, "instaflow": InstaFlowRun, "latent": LatentRun}
 MAX_BYTES = 50 * 2**20  # an upload larger than this is refused before it is read
 MAX_JSON_BYTES = 64 * 2**10
+# What a checkpoint's pickle may build (the largest flowviz checkpoint, an image run with its
+# history, has ~60 kB of pickle, a few hundred tensors and depth ~10 in ``_pickle_shape``'s count)
+MAX_PICKLE_BYTES = 4 * 2**20
+MAX_TREE = 2_000_000  # objects a walk over the loaded value visits (shared ones once per use)
+MAX_DEPTH = 64
+MAX_TENSORS = 10_000
 
 
 class CheckpointError(ValueError):
@@ -95,18 +105,162 @@ def read(path_or_file, max_bytes: int | None = None) -> dict:
         raise CheckpointError(f"The file is {size / 2**20:.1f} MiB; the limit is "
                               f"{max_bytes / 2**20:.0f} MiB.")
     try:
+        inspect(path_or_file)
         ck = torch.load(path_or_file, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure to read becomes a user message
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(f"Not a readable checkpoint ({type(e).__name__}: {first[:120]}). "
                               "Only files saved by flowviz load; nothing else is unpickled.") \
             from None
+    _check_tensors(ck, size)
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"Not a flowviz checkpoint (expected format {FORMAT!r}).")
     if ck.get("kind") not in KINDS:
         raise CheckpointError(f"Unknown model kind {ck.get('kind')!r}; flowviz saves "
                               f"{', '.join(KINDS)}.")
     return ck
+
+
+def inspect(path_or_file) -> None:
+    """Refuse, before torch.load builds anything, an archive that is not what torch.save
+    writes: members declaring more bytes than the file holds (torch.save stores them
+    uncompressed, so more is a zip bomb), too many tensors, or a pickle whose value is too
+    large to walk, nested too deeply or cyclic (``_pickle_shape``)."""
+    f = open(path_or_file, "rb") if isinstance(path_or_file, str | Path) else path_or_file
+    here = f.tell()
+    try:
+        if not zipfile.is_zipfile(f):
+            raise CheckpointError("Not a readable checkpoint (not a zip archive): only files "
+                                  "saved by flowviz load.")
+        size = f.seek(0, 2)
+        with zipfile.ZipFile(f) as z:
+            infos = z.infolist()
+            unpacked = sum(i.file_size for i in infos)
+            if unpacked > size:
+                raise CheckpointError(f"The archive declares {unpacked / 2**20:.0f} MiB "
+                                      f"unpacked in a {size / 2**20:.1f} MiB file: a compressed "
+                                      "archive is not a flowviz checkpoint.")
+            if len(infos) > MAX_TENSORS + 10:
+                raise CheckpointError(f"The archive has {len(infos)} members; a checkpoint has "
+                                      f"at most {MAX_TENSORS} tensors.")
+            pkl = [i for i in infos if i.filename.endswith("data.pkl")]
+            if len(pkl) != 1 or pkl[0].file_size > MAX_PICKLE_BYTES:
+                raise CheckpointError("Not a flowviz checkpoint (no data.pkl of at most "
+                                      f"{MAX_PICKLE_BYTES >> 20} MiB in the archive).")
+            raw = z.read(pkl[0])
+    finally:
+        if f is path_or_file:
+            f.seek(here)
+        else:
+            f.close()
+    tree, depth, tensors = _pickle_shape(raw)
+    if tensors > MAX_TENSORS:
+        raise CheckpointError(f"The checkpoint holds {tensors} tensors; the limit is "
+                              f"{MAX_TENSORS}.")
+    if depth > MAX_DEPTH:
+        raise CheckpointError(f"The checkpoint's data is nested {depth} levels deep; the limit "
+                              f"is {MAX_DEPTH}.")
+
+
+# pickle opcodes that add to an object already on the stack (the first item they pop)
+_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
+
+
+def _pickle_shape(raw: bytes) -> tuple[int, int, int]:
+    """(tree size, depth, persistent ids = tensor storages) of the value that pickle ``raw``
+    builds, read from its opcodes without building it. The tree size counts a shared object
+    once per reference, as a walk over the loaded value does: 2 KB of references to references
+    that unfold into 2**60 nodes show here. A cycle, or a tree over MAX_TREE, is refused."""
+    kids: list[list[int]] = []  # object -> the objects it holds
+    stack, marks, memo, pids = [], [], {}, 0
+    for op, arg, _ in pickletools.genops(raw):
+        name = op.name
+        if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo[arg])
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name == "POP_MARK":
+            del stack[marks.pop():]
+        elif name == "POP":
+            stack.pop()
+        elif name == "DUP":
+            stack.append(stack[-1])
+        elif name not in ("PROTO", "FRAME", "STOP"):
+            pids += name in ("PERSID", "BINPERSID")
+            before = op.stack_before
+            items = []
+            if pickletools.markobject in before:  # the items above the last MARK
+                m = marks.pop()
+                items, stack[m:] = stack[m:], []
+                fixed = before.index(pickletools.markobject)  # e.g. APPENDS' list, below it
+            else:
+                fixed = len(before)
+            if fixed:
+                items, stack[-fixed:] = stack[-fixed:] + items, []
+            if name in _MUTATORS:
+                kids[items[0]].extend(items[1:])
+                stack.append(items[0])
+            else:
+                kids.append(items)
+                stack.extend([len(kids) - 1] * len(op.stack_after))
+    if not stack:
+        raise CheckpointError("Not a readable checkpoint (an empty pickle).")
+    size, depth = _tree(kids, stack[-1])
+    return size, depth, pids
+
+
+def _tree(kids: list[list[int]], root: int) -> tuple[int, int]:
+    """(size, depth) of the tree that unfolds from ``root`` (iterative: no recursion limit)."""
+    size, depth, state = {}, {}, {}  # state: 1 being walked, 2 done
+    todo = [(root, False)]
+    while todo:
+        v, leaving = todo.pop()
+        if leaving:
+            size[v] = 1 + sum(size[c] for c in kids[v])
+            depth[v] = 1 + max((depth[c] for c in kids[v]), default=0)
+            state[v] = 2
+            if size[v] > MAX_TREE:
+                raise CheckpointError(f"The checkpoint's data unfolds into more than {MAX_TREE:,} "
+                                      "objects (shared references): refused.")
+            continue
+        if state.get(v) == 2:
+            continue
+        if state.get(v) == 1:
+            raise CheckpointError("The checkpoint's data refers to itself (a cycle): refused.")
+        state[v] = 1
+        todo.append((v, True))
+        todo.extend((c, False) for c in kids[v] if state.get(c) != 2)
+    return size[root], depth[root]
+
+
+def _check_tensors(ck, file_size: int | None) -> None:
+    """Refuse tensors that claim more elements than the file can hold (a view with stride 0
+    over one stored number can claim 10**12): each within its storage, all within the file."""
+    seen, todo, total = set(), [ck], 0
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if torch.is_tensor(obj):
+            need = obj.numel() * obj.element_size()
+            if need > obj.untyped_storage().nbytes() + obj.element_size():
+                raise CheckpointError(f"A tensor of shape {tuple(obj.shape)} claims more "
+                                      "elements than it stores: refused.")
+            total += need
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif isinstance(obj, list | tuple):
+            todo.extend(obj)
+    if file_size is not None and total > 4 * file_size:
+        raise CheckpointError(f"The checkpoint's tensors claim {total / 2**20:.0f} MiB in a "
+                              f"{file_size / 2**20:.1f} MiB file: refused.")
 
 
 def _size(f) -> int | None:
@@ -237,14 +391,15 @@ def load_upload(name: str, raw: bytes, cls, device="cpu", uploaded: torch.Tensor
             raise CheckpointError(f"The config is {len(raw) / 1024:.0f} KiB; the limit is "
                                   f"{MAX_JSON_BYTES // 1024} KiB.")
         try:
-            d = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            d = parse_json(raw)
+        except ConfigError as e:
             raise CheckpointError(f"Not a JSON file: {e}") from None
-        if isinstance(d, dict) and "config" in d and "kind" in d:
-            if d["kind"] != kind:
-                raise CheckpointError(f"This config is for a {d['kind']!r} model, not {kind!r}.")
-            d = d["config"]
         try:
+            if isinstance(d, dict) and "config" in d and "kind" in d:
+                if d["kind"] != kind:
+                    raise CheckpointError(f"This config is for a {str(d['kind'])[:40]!r} "
+                                          f"model, not {kind!r}.")
+                d = d["config"]
             return cls.from_dict(d), None
         except ConfigError as e:
             raise CheckpointError(f"Invalid config: {e}") from None

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 
 import torch
 
 from . import analysis, checkpoint, data, reproduce
-from .config import ConfigError
+from .args import SEED, Parser, bounded, writable_dir, writable_file
+from .config import read_json
 from .device import pick_device
 from .exact import ExactField
 from .experiment import FMRun, build_fm
@@ -41,21 +41,22 @@ from .train import OptimConfig, train_steps
 
 def _run_from_args(a) -> FMRun:
     if a.config:
-        with open(a.config) as f:
-            return FMRun.from_dict(json.load(f))
+        return read_json(a.config, FMRun)
     return FMRun(source=a.source, target=a.target, coupling=a.coupling, n_data=a.n_data,
                  data_seed=a.seed, batch=a.batch, model=MLPConfig(hidden=a.hidden, depth=a.depth),
-                 optim=OptimConfig(steps=a.steps, lr=a.lr, seed=a.seed))
+                 optim=OptimConfig(steps=a.steps, lr=a.lr, seed=a.seed)).validated()
 
 
 def cmd_train(a) -> int:
+    if a.out:
+        writable_file(a.out)
     dev = pick_device(a.device)
     if a.resume:
         run, state = checkpoint.load_fm(a.resume, dev)
         if a.steps and a.steps != run.optim.steps:  # extend the schedule
             run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
             state.cfg = run.optim
-        out = a.out or a.resume
+        out = a.out or writable_file(a.resume)
     else:
         run = _run_from_args(a)
         state = build_fm(run, dev)
@@ -132,9 +133,10 @@ def cmd_presets(a) -> int:
 def cmd_instaflow(a) -> int:
     """The InstaFlow page's pipeline headless (article §4): each phase's time, the one-step
     quality per condition, and (--out) a checkpoint the page's preset format reads."""
+    if a.out:
+        writable_file(a.out)
     if a.config:
-        with open(a.config) as f:
-            run = InstaFlowRun.from_dict(json.load(f))
+        run = read_json(a.config, InstaFlowRun)
     else:
         run = InstaFlowRun(target=a.target, teacher=a.teacher, seed=a.seed)
     pipe = InstaFlowPipeline(run, pick_device(a.device)).run_all()
@@ -160,18 +162,12 @@ def cmd_instaflow(a) -> int:
 def cmd_theatre(a) -> int:
     """The Flow theatre page's animation headless, from the presets: the page's player as an
     HTML file (it plays offline), the GIF and the frames CSV in ``--out``."""
-    from pathlib import Path
-
     from . import theatre
     from .viz.theatre import theatre_gif, theatre_html
-    if a.k < 1 or a.n < 1:
-        print("error: --k and --n must be at least 1", file=sys.stderr)
-        return 2
+    out = writable_dir(a.out)
     flights = theatre.from_presets(a.methods, a.k, a.n, a.seed)
     times, data = theatre.frame_times(flights), theatre.preset_data()[0]
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "theatre.html").write_text(theatre_html(flights, times, a.overlay, data)[0])
+    (out / "theatre.html").write_text(theatre_html(flights, times, a.overlay, data))
     (out / "theatre.gif").write_bytes(theatre_gif(flights, times, data))
     (out / "theatre_frames.csv").write_text(theatre.frames_csv(flights, times))
     for f in flights.values():
@@ -181,8 +177,8 @@ def cmd_theatre(a) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m flowviz", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m flowviz", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train a 1-rectified flow (or resume one)")
     t.add_argument("--config", help="an FMRun JSON (as shown on the page); overrides flags")
@@ -190,14 +186,15 @@ def main(argv=None) -> int:
     t.add_argument("--source", default="gaussian", choices=sorted(data.SAMPLERS))
     t.add_argument("--target", default="moons", choices=sorted(data.SAMPLERS))
     t.add_argument("--coupling", default="independent", choices=data.COUPLINGS)
-    t.add_argument("--n-data", type=int, default=0, help="fixed data set size (0: fresh)")
-    t.add_argument("--batch", type=int, default=FMRun.batch)
-    t.add_argument("--hidden", type=int, default=MLPConfig.hidden)
-    t.add_argument("--depth", type=int, default=MLPConfig.depth)
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--lr", type=float, default=OptimConfig.lr)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--chunk", type=int, default=500)
+    t.add_argument("--n-data", type=bounded(0, data.MAX_POINTS), default=0,
+                   help="fixed data set size (0: fresh)")
+    t.add_argument("--batch", type=bounded(1, 8192), default=FMRun.batch)
+    t.add_argument("--hidden", type=bounded(1, 1024), default=MLPConfig.hidden)
+    t.add_argument("--depth", type=bounded(1, 8), default=MLPConfig.depth)
+    t.add_argument("--steps", type=bounded(1, 100_000), default=None)
+    t.add_argument("--lr", type=bounded(1e-8, 1.0, float), default=OptimConfig.lr)
+    t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument("--chunk", type=bounded(1, 100_000), default=500)
     t.add_argument("--device", default="auto")
     t.add_argument("--out", help="checkpoint path (.pt)")
     t.add_argument("-v", "--verbose", action="store_true")
@@ -205,37 +202,42 @@ def main(argv=None) -> int:
     e.add_argument("checkpoint")
     x = sub.add_parser("exact", help="quality vs NFE of the exact field v*")
     x.add_argument("--target", default="moons", choices=sorted(data.SAMPLERS))
-    x.add_argument("--n-data", type=int, default=1000)
-    x.add_argument("--h", type=float, default=0.05)
+    x.add_argument("--n-data", type=bounded(2, data.MAX_POINTS), default=1000)
+    x.add_argument("--h", type=bounded(0.0, 1.0, float), default=0.05)
     for q in (e, x):
         q.add_argument("--solver", nargs="+", default=["euler"], choices=FIXED)
-        q.add_argument("--n", type=int, default=2000, help="samples for the energy distance")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--n", type=bounded(2, 100_000), default=2000,
+                       help="samples for the energy distance")
+        q.add_argument("--seed", type=SEED, default=0)
     r = sub.add_parser("presets", help="retrain the classroom presets from assets/presets/*.json")
     r.add_argument("names", nargs="*", help="presets to retrain (default: all)")
     r.add_argument("--check", action="store_true", help="only load them and measure quality")
     r.add_argument("--pair", nargs="+", default=[], metavar="NAME",
                    help="time NAME's same-time partner run here, write its JSON and train it")
-    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--threads", type=bounded(1, 256), default=2)
     i = sub.add_parser("instaflow", help="teacher -> 2-RF -> one-step students (InstaFlow)")
     i.add_argument("--config", help="an InstaFlowRun JSON (as shown on the page)")
     i.add_argument("--target", default="8gaussians", choices=sorted(CONDITIONS))
     i.add_argument("--teacher", default="exact_vp", choices=["exact_vp", "rf"])
-    i.add_argument("--seed", type=int, default=0)
-    i.add_argument("--n", type=int, default=1000, help="samples per condition for the ED")
+    i.add_argument("--seed", type=SEED, default=0)
+    i.add_argument("--n", type=bounded(2, 100_000), default=1000,
+                   help="samples per condition for the ED")
     i.add_argument("--device", default="auto")
     i.add_argument("--out", help="checkpoint path (.pt)")
     th = sub.add_parser("theatre", help="the Flow theatre's animation from the presets")
     th.add_argument("--methods", nargs="+", default=list(_THEATRE_DEFAULT),
                     choices=list(_THEATRE_METHODS))
-    th.add_argument("--k", type=int, default=1, help="network calls per sample (NFE)")
-    th.add_argument("--n", type=int, default=400, help="noise points")
-    th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--k", type=bounded(1, 128), default=1, help="network calls per sample (NFE)")
+    th.add_argument("--n", type=bounded(1, 10_000), default=400, help="noise points")
+    th.add_argument("--seed", type=SEED, default=0)
     th.add_argument("--overlay", action="store_true", help="one panel instead of one per method")
     th.add_argument("--out", default="theatre")
     reproduce.add_parser(sub)
     image_cli.add_parser(sub)
-    a = p.parse_args(argv)
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as stop:  # a bad argument (one line said) or --help: the exit code
+        return stop.code
     if a.cmd == "train" and a.steps is None:
         a.steps = 0 if a.resume else OptimConfig.steps
     try:
@@ -243,6 +245,12 @@ def main(argv=None) -> int:
                 "instaflow": cmd_instaflow,
                 "presets": cmd_presets, "figure": reproduce.cmd_figure, "theatre": cmd_theatre,
                 "image": image_cli.cmd_image}[a.cmd](a)
-    except (checkpoint.CheckpointError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # CheckpointError, ConfigError, a path: one sentence
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if not isinstance(err, OSError) or not err.filename else \
+        f"{err.strerror or text}: {err.filename}"

@@ -1,8 +1,13 @@
 """Frozen configs from JSON, strictly: unknown fields, wrong types and bad values are refused.
 
 ``from_dict(cls, d)`` rebuilds any frozen config dataclass (nested ones included) from the dict
-that ``dataclasses.asdict`` made of it. A user's uploaded JSON goes through here, so every
-problem becomes a ConfigError whose message names the field (``optim.steps: ...``).
+that ``dataclasses.asdict`` made of it. A user's uploaded JSON, a CLI config and a checkpoint's
+config all go through here, so every problem becomes a ConfigError whose message names the
+field (``optim.steps: ...``).
+
+Every numeric field is bounded: a config class lists ``BOUNDS = {field: (lo, hi)}`` right after
+its fields, the most one shared classroom server should be asked to build or run (a tuple
+field's bound applies to each element). A value outside is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ class ConfigError(ValueError):
     """A config dict that does not describe a valid run; the message is shown to the user."""
 
 
+SEED = (0, 2**31 - 1)  # every seed (offsets are added to it; numpy takes < 2**32)
+MAX_ITEMS = 16  # elements of any tuple field (U-Net levels, template segments)
+
+
 class JSONConfig:
     """JSON in and out for a frozen config dataclass: ``to_json`` writes what ``from_dict``
     reads back (unknown fields or bad values raise ConfigError)."""
@@ -29,6 +38,37 @@ class JSONConfig:
     @classmethod
     def from_dict(cls, d: dict):
         return from_dict(cls, d)
+
+    def validated(self):
+        """This config, checked as if it had come from JSON (a CLI's flags, a page's widgets);
+        raises ConfigError."""
+        return from_dict(type(self), dataclasses.asdict(self))
+
+
+def read_json(path, cls=None, max_bytes: int = 64 * 2**10):
+    """A ``cls`` config (None: a JSON object) from the file ``path``; any problem is a
+    ConfigError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read the config {path}: {e.strerror or e}") from None
+    if len(raw) > max_bytes:
+        raise ConfigError(f"the config {path} is larger than {max_bytes // 1024} KiB")
+    value = parse_json(raw)
+    if cls is None and not isinstance(value, dict):
+        raise ConfigError(f"the config {path} is not a JSON object")
+    return value if cls is None else from_dict(cls, value)
+
+
+def parse_json(raw: bytes):
+    """The JSON value of ``raw``; not JSON (or nested past the parser's depth) is a ConfigError."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError as e:  # undecodable bytes, bad JSON, an integer of > 4300 digits
+        raise ConfigError(f"not a JSON file ({str(e)[:120]})") from None
+    except RecursionError:
+        raise ConfigError("the JSON is nested too deeply") from None
 
 
 @functools.cache
@@ -49,18 +89,36 @@ def _value(tp, v, where: str):
     if origin is tuple:
         if not isinstance(v, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {type(v).__name__}")
+        if len(v) > MAX_ITEMS:
+            raise ConfigError(f"{where}: {len(v)} items; at most {MAX_ITEMS} are allowed")
         return tuple(_value(args[0], x, f"{where}[{i}]") for i, x in enumerate(v))
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ConfigError(f"{where}: expected a finite number, got {v!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {_short(v)}")
         return float(v)
     if tp is int:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(f"{where}: expected an integer, got {v!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(v)}")
         return v
     if tp in (str, bool) and not isinstance(v, tp):
-        raise ConfigError(f"{where}: expected {tp.__name__}, got {v!r}")
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {_short(v)}")
     return v
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def check_bounds(cls, kw: dict, where: str = "") -> None:
+    """Refuse a value of ``kw`` (field -> value, checked types) outside ``cls.BOUNDS``."""
+    for name, (lo, hi) in getattr(cls, "BOUNDS", {}).items():
+        if name not in kw:
+            continue
+        for v in kw[name] if isinstance(kw[name], tuple) else (kw[name],):
+            if not lo <= v <= hi:
+                raise ConfigError(f"{where}{name} = {_short(v)} is outside the allowed range "
+                                  f"{lo} to {hi}")
 
 
 def from_dict(cls, d, where: str = ""):
@@ -69,11 +127,12 @@ def from_dict(cls, d, where: str = ""):
         raise ConfigError(f"{where.rstrip('.') or cls.__name__}: expected an object, "
                           f"got {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    if unknown := sorted(set(d) - names):
+    if unknown := sorted(str(k) for k in set(d) - names):
         raise ConfigError(f"{where}{unknown[0]}: unknown field of {cls.__name__} "
                           f"(known: {', '.join(sorted(names))})")
     hints = _hints(cls)
     kw = {k: _value(hints[k], v, where + k) for k, v in d.items()}
+    check_bounds(cls, kw, where)
     try:
         obj = cls(**kw)
     except (TypeError, ValueError) as e:

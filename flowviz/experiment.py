@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
-from .config import JSONConfig
+from .config import SEED, JSONConfig
 from .data import COUPLINGS, MAX_POINTS, SAMPLERS, points_sampler, sample
 from .methods.fm import fm_objective
 from .methods.instaflow import InstaFlowPipeline, InstaFlowRun
@@ -34,6 +35,8 @@ class FMRun(JSONConfig):
     batch: int = 512
     model: MLPConfig = field(default_factory=MLPConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    BOUNDS: ClassVar[dict] = {"n_data": (0, MAX_POINTS), "data_seed": SEED, "h": (0.0, 1.0),
+                              "batch": (1, 8192)}  # what from_dict accepts; check: the rest
 
     def check(self) -> None:
         """Values a run can train with, within what one shared classroom server should run."""
@@ -44,9 +47,6 @@ class FMRun(JSONConfig):
         if self.coupling not in COUPLINGS:
             raise ValueError(f"coupling must be one of {COUPLINGS}")
         m, o = self.model, self.optim
-        _within("n_data", self.n_data, 0, MAX_POINTS)
-        _within("h", self.h, 0.0, 1.0)
-        _within("batch", self.batch, 1, 8192)
         _within("model.dim", m.dim, 2, 2)  # these runs are 2-D
         _within("model.hidden", m.hidden, 1, 1024)
         _within("model.depth", m.depth, 1, 8)
@@ -230,10 +230,10 @@ class ReflowRun(JSONConfig):
     base: FMRun = field(default_factory=lambda: dataclasses.replace(FAST_1RF, n_data=1000))
     reflow: ReflowConfig = field(default_factory=ReflowConfig)
     rounds: int = 2
+    BOUNDS: ClassVar[dict] = {"rounds": (2, 3)}
 
     def check(self) -> None:
         self.base.check()
-        _within("rounds", self.rounds, 2, 3)
         _within("reflow.n_pairs", self.reflow.n_pairs, 1, 100_000)
         _within("reflow.optim.steps", self.reflow.optim.steps, 1, 100_000)
         r = self.reflow

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 from . import data, viz
 from .analysis import coupling_metrics, field_on, grid, path_metrics
+from .args import SEED, bounded, writable_dir
 from .config import JSONConfig
 from .exact import ExactField
 from .methods.meanflow import trajectory
@@ -266,19 +266,18 @@ def add_parser(sub) -> None:
     f = sub.add_parser("figure", help="write a page's main figures (PNG/SVG/CSV/NPZ/GIF)")
     f.add_argument("page", choices=sorted(PAGES))
     f.add_argument("--target", default=FigureSpec.target, choices=sorted(data.SAMPLERS))
-    f.add_argument("--seed", type=int, default=FigureSpec.seed)
-    f.add_argument("--n-data", type=int, default=FigureSpec.n_data)
-    f.add_argument("--h", type=float, default=FigureSpec.h)
-    f.add_argument("--t", type=float, default=FigureSpec.t, help="time of the field panel")
+    f.add_argument("--seed", type=SEED, default=FigureSpec.seed)
+    f.add_argument("--n-data", type=bounded(2, data.MAX_POINTS), default=FigureSpec.n_data)
+    f.add_argument("--h", type=bounded(0.0, 1.0, float), default=FigureSpec.h)
+    f.add_argument("--t", type=bounded(0.0, 0.99, float), default=FigureSpec.t,
+                   help="time of the field panel")
     f.add_argument("--out", default="figures", help="output folder")
     f.add_argument("--formats", nargs="+", default=["png", "svg", "csv"],
                    choices=["png", "svg", "csv", "npz", "gif"])
 
 
 def cmd_figure(a) -> int:
-    if not 0 <= a.t < 1 or a.n_data < 2 or a.h < 0:
-        print("error: need 0 <= t < 1, n-data >= 2, h >= 0", file=sys.stderr)
-        return 2
+    writable_dir(a.out)
     spec = FigureSpec(a.page, a.target, a.seed, a.n_data, a.h, a.t)
     for path in write(spec, a.out, a.formats):
         print(path)

@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -32,6 +33,11 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 disables clipping
     weight_decay: float = 0.0
     seed: int = 0
+    # what from_dict accepts (flowviz.config); a 2-D run's own limits are FMRun.check's
+    BOUNDS: ClassVar[dict] = {"steps": (1, 1_000_000), "lr": (1e-8, 1.0),
+                              "warmup": (0, 1_000_000), "min_lr_frac": (0.0, 1.0),
+                              "ema": (0.0, 0.99999), "grad_clip": (0.0, 1e6),
+                              "weight_decay": (0.0, 1.0), "seed": (0, 2**31 - 1)}
 
 
 @dataclass

@@ -26,6 +26,7 @@ def load_points(data: bytes, filename: str) -> torch.Tensor:
     name = filename.lower()
     try:
         if name.endswith(".npy"):
+            _check_npy_header(data, filename)
             arr = np.load(io.BytesIO(data), allow_pickle=False)
         elif name.endswith((".csv", ".txt")):
             # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would make row 1 a "header"
@@ -41,6 +42,26 @@ def load_points(data: bytes, filename: str) -> torch.Tensor:
     except Exception as e:  # noqa: BLE001 - any parse failure becomes a user message
         raise PointsError(f"Could not read {filename}: {e}") from None
     return validate_points(arr)
+
+
+def _check_npy_header(data: bytes, filename: str) -> None:
+    """Refuse an .npy whose header declares anything but (N <= MAX_POINTS, 2) numbers, before
+    numpy allocates what the header declares (a 100-byte file can declare terabytes)."""
+    f = io.BytesIO(data)
+    try:
+        fmt = np.lib.format
+        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        shape, _, dtype = read[fmt.read_magic(f)](f)
+    except Exception as e:  # noqa: BLE001 - a broken header is a user message
+        raise PointsError(f"Could not read {filename}: {str(e)[:120]}") from None
+    if dtype.hasobject:
+        raise PointsError(f"Could not read {filename}: it holds Python objects (a pickle), "
+                          "which are never loaded.")
+    if dtype.kind not in "fiu":
+        raise PointsError(f"Expected numbers, got dtype {dtype}.")
+    if len(shape) != 2 or shape[1] != 2 or not 2 <= shape[0] <= MAX_POINTS:
+        raise PointsError(f"Expected shape (N, 2) with N between 2 and {MAX_POINTS}, got "
+                          f"{shape}.")
 
 
 def _is_numeric_row(line: str) -> bool:

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from .. import checkpoint
-from ..config import ConfigError
+from ..args import SEED, bounded, writable_dir, writable_file
+from ..config import ConfigError, from_dict, read_json
 from ..device import pick_device
 from ..train import train_steps
 from .data import ImageDataError
@@ -81,21 +82,24 @@ def write_grids(run: ImageRun, model, folder: str | Path, n: int = 64, seed: int
 
 
 def cmd_train(a) -> int:
+    for path, check in ((a.out, writable_file), (a.preset, writable_file),
+                        (a.grids, writable_dir)):
+        if path:
+            check(path)
     dev = pick_device(a.device)
     if a.resume:
         run, state = load(a.resume, dev)
         if a.steps and a.steps != run.optim.steps:  # a longer (or shorter) schedule
             run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
             state.cfg = run.optim
-        out = Path(a.out or a.resume)
+        out = writable_file(a.out or a.resume)
     else:
-        with open(a.config) as f:
-            d = json.load(f)
+        d = read_json(a.config)
         if a.conditional:  # class labels with label dropout (classifier-free guidance)
             d["model"] = {**d.get("model", {}), "n_classes": N_CLASSES[d.get("data", "digits")]}
         d.update({k: v for k, v in (("label_drop", a.label_drop), ("guidance", a.guidance))
                   if v is not None})
-        run = ImageRun.from_dict(d)
+        run = from_dict(ImageRun, d)
         if a.steps:
             run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
         teacher = None
@@ -128,6 +132,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_sample(a) -> int:
+    writable_dir(a.out)
     dev = pick_device(a.device)
     run, state = load(a.checkpoint, dev)
     for p in write_grids(run, state.sampler_model, a.out, a.n, a.seed, a.nfe, a.guidance):
@@ -139,6 +144,7 @@ def cmd_classifier(a) -> int:
     from .data import digits
     from .frechet import ClassifierConfig, save_classifier, train_classifier
 
+    writable_file(a.out)
     cfg = ClassifierConfig(size=a.size, steps=a.steps, width=a.width, augment=a.augment,
                            weight_decay=a.weight_decay)
     x, y = digits(a.size)
@@ -221,6 +227,8 @@ def evaluate(paths, classifier: str, n: int = 1000, seed: int = 1, device="cpu",
 
 
 def cmd_eval(a) -> int:
+    if a.json:
+        writable_file(a.json)
     rows = evaluate(a.checkpoints, a.classifier, a.n, a.seed, pick_device(a.device), a.nfe,
                     a.guidance, a.fid, a.inception)
     if a.json:
@@ -234,8 +242,10 @@ def cmd_latent(a) -> int:
     optimizer: a checkpoint to sample from)."""
     from .latent import LatentRun, encoder_settings, fit_encoder, flow_on_codes, latent_images
 
-    with open(a.config) as f:
-        run = LatentRun.from_dict(json.load(f))
+    writable_file(a.out)
+    if a.grids:
+        writable_dir(a.grids)
+    run = read_json(a.config, LatentRun)
     if a.steps:
         run = dataclasses.replace(run, optim=dataclasses.replace(run.optim, steps=a.steps))
     dev = pick_device(a.device)
@@ -277,6 +287,10 @@ def cmd_config(a) -> int:
     return 0
 
 
+NFE = bounded(1, 1024)
+GUIDANCE = bounded(0.0, 20.0, float)
+
+
 def add_parser(sub) -> None:
     """Register ``image`` with its own sub-commands on the main CLI's subparsers."""
     img = sub.add_parser("image", help="image runs: train, sample, config (see flowviz.images)",
@@ -287,45 +301,47 @@ def add_parser(sub) -> None:
     src.add_argument("--config", help="an ImageRun JSON")
     src.add_argument("--resume", help="continue from this checkpoint")
     t.add_argument("--out", help="checkpoint path (.pt); default: the resumed file")
-    t.add_argument("--steps", type=int, default=0, help="total steps (0: the config's)")
-    t.add_argument("--chunk", type=int, default=500, help="steps between checkpoints")
+    t.add_argument("--steps", type=bounded(0, 1_000_000), default=0,
+                   help="total steps (0: the config's)")
+    t.add_argument("--chunk", type=bounded(1, 1_000_000), default=500,
+                   help="steps between checkpoints")
     t.add_argument("--preset", help="also save the weights without the optimizer here")
     t.add_argument("--grids", help="write sample grids (one PNG per NFE) to this folder")
     t.add_argument("--conditional", action="store_true",
                    help="class-conditional FM: model.n_classes = the data's class count")
-    t.add_argument("--label-drop", type=float, default=None,
+    t.add_argument("--label-drop", type=bounded(0.0, 0.99, float), default=None,
                    help="label dropout p of classifier-free guidance (default: the config's)")
-    t.add_argument("--guidance", type=float, default=None,
+    t.add_argument("--guidance", type=GUIDANCE, default=None,
                    help="the guidance weight w its grids use (default: the config's)")
     t.add_argument("--device", default="auto")
     t.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES,
                    help="torch.compile this training (mode, default 'default'); not saved")
     s = isub.add_parser("sample", help="sample grids of a checkpoint, one PNG per NFE")
     s.add_argument("checkpoint")
-    s.add_argument("--nfe", type=int, nargs="+", default=list(NFES))
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nfe", type=NFE, nargs="+", default=list(NFES))
+    s.add_argument("--n", type=bounded(1, 1024), default=64)
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--out", required=True, help="folder for the PNGs")
-    s.add_argument("--guidance", type=float, nargs="+", default=None,
+    s.add_argument("--guidance", type=GUIDANCE, nargs="+", default=None,
                    help="conditional runs: guidance weights w (default: the run's)")
     s.add_argument("--device", default="auto")
     k = isub.add_parser("classifier", help="train the digits classifier of the quality metric")
     k.add_argument("--out", required=True)
-    k.add_argument("--size", type=int, default=16)
-    k.add_argument("--steps", type=int, default=1500)
-    k.add_argument("--width", type=int, default=32)
+    k.add_argument("--size", type=bounded(4, 64), default=16)
+    k.add_argument("--steps", type=bounded(1, 100_000), default=1500)
+    k.add_argument("--width", type=bounded(1, 256), default=32)
     k.add_argument("--augment", default="shift", choices=("shift", "affine"))
-    k.add_argument("--weight-decay", type=float, default=0.0)
+    k.add_argument("--weight-decay", type=bounded(0.0, 1.0, float), default=0.0)
     k.add_argument("--device", default="auto")
     e = isub.add_parser("eval", help="classifier-feature Fréchet distance and confidence vs NFE "
                         "(image or latent checkpoints)")
     e.add_argument("checkpoints", nargs="+")
     e.add_argument("--classifier", required=True)
-    e.add_argument("--n", type=int, default=1000)
-    e.add_argument("--seed", type=int, default=1)
+    e.add_argument("--n", type=bounded(2, 50_000), default=1000)
+    e.add_argument("--seed", type=SEED, default=1)
     e.add_argument("--json")
-    e.add_argument("--nfe", type=int, nargs="+", default=None, help="default: every NFE")
-    e.add_argument("--guidance", type=float, nargs="+", default=None,
+    e.add_argument("--nfe", type=NFE, nargs="+", default=None, help="default: every NFE")
+    e.add_argument("--guidance", type=GUIDANCE, nargs="+", default=None,
                    help="conditional runs: guidance weights w (default: the run's)")
     e.add_argument("--fid", action="store_true", help="also standard FID (torch-fidelity; "
                    "needs the Inception weights on disk, see flowviz/images/fid.py)")
@@ -334,8 +350,10 @@ def add_parser(sub) -> None:
     lt = isub.add_parser("latent", help="fit an encoder, train a flow on its codes, save both")
     lt.add_argument("--config", required=True, help="a LatentRun JSON")
     lt.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    lt.add_argument("--steps", type=int, default=0, help="flow steps (0: the config's)")
-    lt.add_argument("--chunk", type=int, default=500, help="steps between progress lines")
+    lt.add_argument("--steps", type=bounded(0, 1_000_000), default=0,
+                    help="flow steps (0: the config's)")
+    lt.add_argument("--chunk", type=bounded(1, 1_000_000), default=500,
+                    help="steps between progress lines")
     lt.add_argument("--grids", help="write decoded sample grids (one PNG per NFE) here")
     lt.add_argument("--encoder", help="reuse the encoder of this latent checkpoint")
     lt.add_argument("--device", default="auto")
@@ -352,5 +370,5 @@ def cmd_image(a) -> int:
                 "classifier": cmd_classifier, "eval": cmd_eval,
                 "latent": cmd_latent}[a.image_cmd](a)
     except (ImageDataError, ConfigError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

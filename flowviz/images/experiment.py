@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -77,6 +78,8 @@ class ImageRun(JSONConfig):
     # and the guidance weight w that sampling uses by default
     label_drop: float = 0.1
     guidance: float = 1.0
+    BOUNDS: ClassVar[dict] = {"size": (4, 128), "n_data": (0, 1_000_000), "batch": (1, 4096),
+                              "label_drop": (0.0, 0.99), "guidance": (0.0, 20.0)}
 
     def __post_init__(self):
         for name, v, ok in (("method", self.method, METHODS), ("data", self.data, DATASETS),

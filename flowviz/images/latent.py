@@ -15,6 +15,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +142,8 @@ class LatentRun(JSONConfig):
     shortcut: ShortcutConfig = field(default_factory=lambda: ShortcutConfig(target="stopgrad"))
     meanflow: MeanFlowConfig = field(default_factory=lambda: MeanFlowConfig(
         frac_neq=0.5, time_sampler="uniform", p=0.0))
+    BOUNDS: ClassVar[dict] = {"k": (1, 256), "ae_steps": (1, 100_000), "size": (4, 64),
+                              "batch": (1, 8192)}  # what from_dict accepts
 
     def __post_init__(self):
         if self.encoder not in ENCODERS or self.method not in LATENT_METHODS:

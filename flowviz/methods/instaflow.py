@@ -20,10 +20,11 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import torch
 
-from ..config import JSONConfig
+from ..config import SEED, JSONConfig
 from ..data import EIGHT_GAUSSIAN_NAMES, SAMPLERS
 from ..exact import ExactField, vp_pf_ode_drift
 from ..models import MLPConfig, TimeMLP
@@ -132,6 +133,12 @@ class InstaFlowRun(JSONConfig):
     student_lr: float = 3e-3
     student_loss: str = "squared"  # a flowviz.methods.reflow.LOSSES name (LPIPS on images)
     model: MLPConfig = field(default_factory=lambda: MLPConfig(hidden=128))
+    BOUNDS: ClassVar[dict] = {"n_data": (2, 50_000), "h": (0.0, 1.0), "seed": SEED,
+                              "teacher_steps": (1, 1000), "guidance": (0.0, 20.0),
+                              "p_uncond": (0.0, 1.0), "teacher_batch": (1, 8192),
+                              "n_triples": (1, 100_000), "rare": (-1, 100),
+                              "rare_share": (0.0, 1.0), "student_steps": (1, 100_000),
+                              "student_lr": (1e-8, 1.0)}  # what from_dict accepts
 
     def __post_init__(self):
         if self.target not in CONDITIONS:
@@ -139,22 +146,15 @@ class InstaFlowRun(JSONConfig):
         if self.teacher not in TEACHERS or self.fix not in FIXES:
             raise ValueError(f"teacher in {TEACHERS}, fix in {FIXES}")
         k = len(CONDITIONS[self.target])
+        if self.rare >= k:
+            raise ValueError(f"rare is {self.rare}, but {self.target} has conditions 0 to "
+                             f"{k - 1} (-1: none)")
         if self.model.n_classes != k:
             object.__setattr__(self, "model", dataclasses.replace(self.model, n_classes=k))
 
     @property
     def n_classes(self) -> int:
         return len(CONDITIONS[self.target])
-
-    @classmethod
-    def from_dict(cls, d: dict) -> InstaFlowRun:
-        d = dict(d)
-        r = dict(d.get("reflow", {}))
-        r["optim"] = OptimConfig(**r.get("optim", {}))
-        d["reflow"] = ReflowConfig(**r)
-        d["teacher_optim"] = OptimConfig(**d.get("teacher_optim", {}))
-        d["model"] = MLPConfig(**d.get("model", {}))
-        return cls(**d)
 
     def probs(self) -> torch.Tensor:
         """The prompts' condition frequencies among the triples ("resample": uniform)."""

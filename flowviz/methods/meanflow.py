@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -47,6 +48,9 @@ class MeanFlowConfig:
     # noise (improved MeanFlow, Geng et al., Dec 2025); the regression target keeps x1 - x0
     tangent: str = "conditional"
     n_buckets: int = 5  # the loss is also logged per bucket of t (stability monitor)
+    BOUNDS: ClassVar[dict] = {"frac_neq": (0.0, 1.0), "mu": (-10.0, 10.0), "sigma": (1e-3, 10.0),
+                              "p": (0.0, 10.0), "c": (1e-8, 1e3), "fm_warmup": (0, 1_000_000),
+                              "n_buckets": (1, 100)}  # what from_dict accepts
 
     def __post_init__(self):
         if not 0 <= self.frac_neq <= 1:

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import torch
 
@@ -277,6 +278,12 @@ class ReflowConfig:
     init: str = "previous"  # "previous": start from the k-RF weights (Lee et al.), or "scratch"
     batch: int = 1024
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=2000, lr=3e-3))
+    # what from_dict accepts (flowviz.config); a 2-D ReflowRun's own limits are its check
+    BOUNDS: ClassVar[dict] = {"n_pairs": (1, 1_000_000), "steps": (1, 10_000),
+                              "tol": (1e-10, 1.0), "chunk": (1, 1_000_000), "a": (0.0, 100.0),
+                              "ln_mean": (-10.0, 10.0), "ln_std": (1e-3, 10.0), "c": (0.0, 10.0),
+                              "p_real": (0.0, 1.0), "n_real": (0, 1_000_000),
+                              "batch": (1, 65_536)}
 
     def sampler(self):
         return time_sampler(self.t_dist, self.a, self.ln_mean, self.ln_std)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -49,6 +50,7 @@ class Template:
 
     segments: tuple[float, ...] = (0.5, 0.5)
     weights: tuple[float, ...] = (0.5, 0.5)
+    BOUNDS: ClassVar[dict] = {"segments": (0.0, 1.0), "weights": (-10.0, 10.0)}
 
     def __post_init__(self):
         seg = tuple(float(b) for b in self.segments)
@@ -110,6 +112,7 @@ class ShortcutConfig:
     d_grid: str = "pow2"  # "pow2": D in {1, 1/2, ..., 1/m_max}; "steps": D = 1/M, any M <= m_max
     target: str = "ema"  # s_tgt from the EMA copy, or "stopgrad" (the online weights, no grad)
     template: Template = field(default_factory=Template)
+    BOUNDS: ClassVar[dict] = {"sc_frac": (0.0, 1.0), "m_max": (1, 1024)}  # from_dict accepts
 
     def __post_init__(self):
         if not 0 <= self.sc_frac <= 1:

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
+
+
+def _freqs(dim: int, max_period: float, device) -> torch.Tensor:
+    """(1, dim // 2) angular frequencies per unit of scale, from 1 down to 1 / max_period."""
+    half = dim // 2
+    return torch.exp(-math.log(max_period) * torch.arange(half, device=device) / half)[None]
 
 
 def sinusoidal(s: torch.Tensor, dim: int, max_period: float = 1e4,
                scale: float = 1000.0) -> torch.Tensor:
     """Transformer-style features of a scalar in [0, 1]: (B,) -> (B, dim); angular frequencies
     from ``scale`` down to scale / max_period. Computed in at least float32 (float64 stays)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=s.device) / half)
     s = s.to(torch.promote_types(s.dtype, torch.float32))
-    ang = scale * s[:, None] * freqs[None]  # scale so [0, 1] spans many periods
+    ang = scale * s[:, None] * _freqs(dim, max_period, s.device)  # [0, 1] spans many periods
     return torch.cat([ang.sin(), ang.cos()], dim=1)
 
 
@@ -31,11 +36,10 @@ def sinusoidal_jvp(s: torch.Tensor, ds: torch.Tensor, dim: int, max_period: floa
                    scale: float = 1000.0) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`sinusoidal` and its derivative along ds (B,): d sin(a) = cos(a) da and
     d cos(a) = -sin(a) da, with da = scale ds freqs."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=s.device) / half)
+    freqs = _freqs(dim, max_period, s.device)
     dt = torch.promote_types(s.dtype, torch.float32)
-    ang = scale * s.to(dt)[:, None] * freqs[None]
-    dang = scale * ds.to(dt)[:, None] * freqs[None]
+    ang = scale * s.to(dt)[:, None] * freqs
+    dang = scale * ds.to(dt)[:, None] * freqs
     sin, cos = ang.sin(), ang.cos()
     return torch.cat([sin, cos], dim=1), torch.cat([cos * dang, -sin * dang], dim=1)
 
@@ -62,6 +66,10 @@ class MLPConfig:
     # highest angular frequency of the embedding; MeanFlow differentiates u in t (a JVP), and
     # 1000 makes du/dt huge at init, so it uses a smaller one (flowviz.methods.meanflow)
     emb_scale: float = 1000.0
+    # what from_dict accepts (flowviz.config): at most ~25M parameters
+    BOUNDS: ClassVar[dict] = {"dim": (1, 4096), "hidden": (1, 2048), "depth": (1, 16),
+                              "n_scalars": (1, 4), "emb": (2, 1024), "n_classes": (0, 1000),
+                              "emb_scale": (1e-3, 1e5)}
 
 
 class TimeMLP(nn.Module):

@@ -11,6 +11,7 @@ of classifier-free guidance. Residual blocks take the condition as a per-channel
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,12 @@ class UNetConfig:
     dropout: float = 0.0
     groups: int = 8  # GroupNorm groups
     cemb_mult: int = 4  # condition embedding width = cemb_mult * base
+    # what from_dict accepts (flowviz.config): CIFAR_UNET fits, ~10x its size does not
+    BOUNDS: ClassVar[dict] = {"channels": (1, 4), "size": (4, 128), "base": (1, 256),
+                              "mults": (1, 8), "blocks": (1, 4), "attn": (1, 128),
+                              "head_dim": (1, 1024), "n_scalars": (1, 4), "emb": (2, 1024),
+                              "n_classes": (0, 1000), "emb_scale": (1e-3, 1e5),
+                              "dropout": (0.0, 0.99), "groups": (1, 256), "cemb_mult": (1, 8)}
 
     def __post_init__(self):
         object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
