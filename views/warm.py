@@ -1,7 +1,8 @@
 """`python -m views.warm`: refresh the evaluations shipped in assets/evals (flowviz.store).
 
 Runs every page of app.py once at its defaults, on its presets, through Streamlit's AppTest,
-then again with its prediction committed (what the answer draws is stored too), with the store
+then with its prediction committed and each "Go deeper" section opened (what they draw is
+stored too), with the store
 writing to a fresh folder; that folder then replaces assets/evals. Run it after
 retraining presets or changing code that computes what a preset page shows (a changed source
 file changes every key it touches, so stale entries are never read: pages just compute again).
@@ -42,6 +43,9 @@ def render_all(pages: list[str], out: Path) -> dict[str, float]:
             question.set_value(question.options[0])  # any answer reveals the same figures
             next(b for b in at.button if b.label == "Reveal the answer").click()
             at.run()
+        for deeper in [c for c in at.button_group if c.proto.label == "Go deeper"][:1]:
+            for section in deeper.options:  # each section once, as a visitor opens it
+                at.button_group(key=deeper.key).set_value(section).run()
         if at.exception:
             raise SystemExit(f"{page}: {at.exception[0].value}")
         seconds[page] = time.perf_counter() - t0

@@ -12,6 +12,16 @@ PAGES = ["straight_pairs", "diffusion_vs_fm", "reflow", "instaflow", "shortcut",
          "scoreboard", "scaling"]
 
 
+def revealed(at):
+    """The page after a prediction is committed: the answer's charts are drawn too."""
+    for question in [r for r in at.radio if r.label == "Your prediction"][:1]:
+        question.set_value(question.options[0])
+        next(b for b in at.button if b.label == "Reveal the answer").click()
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def method_traces(at) -> list[tuple[str, str, str]]:
     """(trace name, its method, its colour) for every trace on the page that names a method."""
     out = []
@@ -27,8 +37,10 @@ def method_traces(at) -> list[tuple[str, str, str]]:
 @pytest.mark.presets
 @pytest.mark.parametrize("name", PAGES)
 def test_every_method_trace_has_its_colour(name):
-    at = open_page(name)
-    wrong = [(n, m, c) for n, m, c in method_traces(at) if c.upper() != METHOD_COLORS[m].upper()]
+    at = revealed(open_page(name))
+    traces = method_traces(at)
+    assert traces, f"{name}: no trace names a method"
+    wrong = [(n, m, c) for n, m, c in traces if c.upper() != METHOD_COLORS[m].upper()]
     assert not wrong, f"{name}: traces not in their method's colour: {wrong}"
 
 
