@@ -59,7 +59,7 @@ def sidebar(page: str = "") -> None:
                      help="Each data point becomes N(y_i, h² I). h = 0 is the raw empirical "
                           "distribution, whose exact flow collapses onto the points at t = 1.")
     sb.header("Run")
-    sb.number_input("Seed", 0, 10_000, 0, key="seed", bind="query-params")
+    sb.number_input("Seed", 0, 10_000, 0, key="seed", bind=url.number_bind("seed"))
     sb.selectbox("Device", ["auto", *fv.device.available_devices()], key="device",
                  bind="query-params",
                  help="auto picks CUDA, then Apple MPS, then CPU.")
