@@ -89,7 +89,7 @@ def teacher_section(cfg):
 
 def paths_chart(paths: dict, run: InstaFlowRun) -> None:
     chart(conditioned_paths_fig(paths, f"Teacher paths per condition (w = {run.guidance:g}, "
-                                f"{run.teacher_steps} steps)", LIM, height=420),
+                                f"{run.teacher_steps} steps)", LIM, height=400),
           f"if-teacher-{run.target}-{run.teacher}")
 
 
@@ -184,7 +184,7 @@ def one_step_section(key: str, pipe, steps: int) -> dict | None:
     with bars_column:
         chart(per_condition_fig(names, bars, "Energy distance to each condition's data",
                                 rare=r.rare if r.rare >= 0 else None, floor=rep["floor"],
-                                height=380), f"if-percond-{key}")
+                                height=350), f"if-percond-{key}")
     t, one, s = (mean(rep[w]) for w in ("teacher", "2-RF", "student from 2-RF"))
     numbers.metric(f"Teacher, {r.teacher_steps} steps", format_distance(t, rep["floor"]))
     numbers.metric("2-RF, 1 step", format_distance(one, rep["floor"]))
