@@ -15,8 +15,8 @@ from views.state import DATASETS, NAMES
 
 # Pages whose data is not the sidebar's: the 2-D data controls are shown disabled, with why.
 OWN_DATA = {
-    "instaflow": "InstaFlow needs a target made of named parts (its \"prompts\"): the page "
-                 "picks one itself. Seed, N and h still apply.",
+    "instaflow": "InstaFlow needs a target made of named parts (its \"prompts\"): choose it on "
+                 "the page. Seed and h apply; N sets the teacher's data (at least 2000).",
     "scaling": "This page works on images (scikit-learn's digits), not on 2-D points: only the "
                "seed and the device apply.",
 }
