@@ -11,12 +11,15 @@ turns the store off.
 Values are trees of tensors, numpy arrays, numbers, strings, lists, tuples, dicts and flowviz
 dataclasses. They are saved with ``torch.save`` and read back with ``weights_only=True``:
 nothing beyond tensors and plain containers is unpickled, and a dataclass is rebuilt only if
-it is defined under ``flowviz``.
+it is defined under ``flowviz``. Whatever goes wrong with the disk (full, read-only, a torn or
+foreign file, a class that is not there any more) only turns a look-up into a computation: a
+failed write leaves no temporary file, and those of killed writes are removed at start.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -24,6 +27,7 @@ import importlib
 import inspect
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -218,18 +222,43 @@ def load(key: str):
     """The stored value of ``key``, or raise KeyError."""
     if not enabled():
         raise KeyError(key)
+    clean_stray()
     if key in _MEMORY:
         return decode(_MEMORY[key])
     for d in (shipped(), cache_dir()):
         p = _path(d, key)
         if p.exists():
             try:
-                _MEMORY[key] = torch.load(p, map_location="cpu", weights_only=True)
-            except Exception:  # a torn or foreign file: it is recomputed and rewritten
-                continue
+                enc = torch.load(p, map_location="cpu", weights_only=True)
+                value = decode(enc)
+            except Exception:  # noqa: BLE001 - a torn or foreign file, a class that is gone:
+                continue  # it is recomputed and rewritten
+            _MEMORY[key] = enc
             stats["read"] += 1
-            return decode(_MEMORY[key])
+            return value
     raise KeyError(key)
+
+
+STRAY_AGE = 60.0  # seconds: a .tmp older than this is left by a killed write, not a live one
+
+
+def clean_stray() -> int:
+    """Remove the temporary files of killed writes (older than STRAY_AGE) from the user's
+    cache, once per process and folder; returns how many."""
+    return _clean(str(cache_dir()))
+
+
+@functools.cache
+def _clean(folder: str) -> int:
+    old, n = time.time() - STRAY_AGE, 0
+    for p in Path(folder).glob("*/*.tmp"):
+        try:
+            if p.stat().st_mtime < old:
+                p.unlink()
+                n += 1
+        except OSError:
+            pass
+    return n
 
 
 def save(key: str, value) -> bool:
@@ -242,14 +271,21 @@ def save(key: str, value) -> bool:
         return False
     _MEMORY[key] = enc
     stats["computed"] += 1
-    p = _path(cache_dir(), key)
+    p, tmp = _path(cache_dir(), key), None
+    clean_stray()
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p.parent, suffix=".tmp", delete=False) as f:
+            tmp = f.name
             torch.save(enc, f)
-        os.replace(f.name, p)  # atomic: a reader never sees half a file
-    except OSError:  # a read-only home: the process memory still serves it
-        pass
+        os.replace(tmp, p)  # atomic: a reader never sees half a file
+        tmp = None
+    except (OSError, RuntimeError):  # read-only or full (torch.save raises RuntimeError): the
+        pass  # process memory still serves it
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return True
 
 
@@ -257,7 +293,7 @@ def fetch(key: str, compute):
     """The value stored under ``key``, else ``compute()``, stored."""
     try:
         return load(key)
-    except KeyError:
+    except Exception:  # noqa: BLE001 - a miss, or an in-process copy that no longer decodes
         value = compute()
         save(key, value)
         return value

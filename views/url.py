@@ -32,7 +32,6 @@ def keep(key: str, default) -> None:
     st.session_state[f"_url:{key}"] = v if v != default else None
 
 
-
 def number_bind(key: str) -> str | None:
     """``bind=`` for a number_input bound to ``?key=``: "query-params", unless this session's
     link holds a non-finite number (Streamlit's binding takes ?seed=inf to int(inf) and the page

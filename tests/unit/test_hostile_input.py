@@ -481,3 +481,99 @@ def test_a_pickled_object_is_still_never_run(tmp_path):
     with pytest.raises(checkpoint.CheckpointError):
         checkpoint.load_fm(tmp_path / "e.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+# --- 5. the evaluation store: a full disk or a foreign file only means computing again -----
+@pytest.fixture
+def fresh_store(tmp_path, monkeypatch):
+    from flowviz import store
+
+    monkeypatch.setenv("FLOWVIZ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLOWVIZ_EVALS", str(tmp_path / "shipped"))
+    monkeypatch.setattr(store, "_MEMORY", {})
+    store._clean.cache_clear()
+    return store
+
+
+def test_a_full_disk_never_escapes_and_leaves_no_temporary_file(fresh_store, monkeypatch):
+    store = fresh_store
+
+    def full(obj, f):  # what torch.save does when the disk fills up mid-write
+        f.write(b"PK\x03\x04 half a file")
+        raise RuntimeError("[enforce fail at inline_container.cc] file write failed")
+
+    monkeypatch.setattr(store.torch, "save", full)
+    assert store.fetch("k-full", lambda: {"a": torch.ones(3)})["a"].sum() == 3
+    assert not list(store.cache_dir().rglob("*.tmp")) and not list(store.cache_dir().rglob("*.pt"))
+    store._MEMORY.clear()
+    with pytest.raises(KeyError):  # nothing half-written is read later
+        store.load("k-full")
+
+
+FOREIGN = [  # valid weights-only files that do not decode to a value of this code
+    {"__dataclass__": "os:system", "fields": {"command": "true"}},
+    {"__dataclass__": "flowviz.nowhere:Thing", "fields": {}},
+    {"__dataclass__": "flowviz.experiment:NoSuchRun", "fields": {}},
+    {"__dataclass__": "flowviz.experiment:FMRun", "fields": {"nonsense": 1}},
+    {"__dataclass__": "flowviz.train:OptimConfig", "fields": {"seed": {"__items__": 3}}},
+    {"no marker": 1},
+]
+
+
+@pytest.mark.parametrize("content", FOREIGN, ids=[str(c)[:40] for c in FOREIGN])
+def test_a_foreign_or_stale_cache_file_is_recomputed_and_replaced(fresh_store, content):
+    store = fresh_store
+    p = store._path(store.cache_dir(), "k-foreign")
+    p.parent.mkdir(parents=True)
+    torch.save(content, p)
+    assert store.fetch("k-foreign", lambda: 42) == 42
+    store._MEMORY.clear()
+    assert store.load("k-foreign") == 42  # the foreign file was replaced
+
+
+def test_a_truncated_entry_is_ignored_and_recomputed(fresh_store):
+    store = fresh_store
+    store.save("k-cut", torch.arange(10_000.0))
+    p = store._path(store.cache_dir(), "k-cut")
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    store._MEMORY.clear()
+    assert store.fetch("k-cut", lambda: "again") == "again"
+
+
+def test_stray_temporary_files_of_killed_writes_are_removed_at_start(fresh_store):
+    store = fresh_store
+    folder = store.cache_dir() / "ab"
+    folder.mkdir(parents=True)
+    old, young = folder / "old.tmp", folder / "young.tmp"
+    old.write_bytes(b"x" * 1000)
+    young.write_bytes(b"y")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    with pytest.raises(KeyError):
+        store.load("k-any")
+    assert not old.exists() and young.exists()  # a write in progress elsewhere is left alone
+
+
+def test_a_write_killed_midway_leaves_only_whole_entries(fresh_store, monkeypatch):
+    store = fresh_store
+    big = torch.randn(1 << 19)  # 2 MiB a value: the kill lands inside a write
+
+    def writer():
+        for i in range(10_000):
+            store.save(f"k{i}", big)
+        return 0
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(writer())
+    time.sleep(1.5)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    written = sorted(store.cache_dir().rglob("*.pt"))
+    assert written, "nothing was written before the kill"
+    store._MEMORY.clear()
+    for p in written:
+        assert torch.equal(store.load(p.stem), big)
+    monkeypatch.setattr(store, "STRAY_AGE", -1.0)
+    store._clean.cache_clear()
+    store.clean_stray()
+    assert not list(store.cache_dir().rglob("*.tmp"))
