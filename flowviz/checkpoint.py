@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import pickletools
 import zipfile
 from pathlib import Path
@@ -88,8 +89,15 @@ def save(path: str | Path, state, run, resumable: bool = True) -> Path:
             _encoder_dict(s) if isinstance(s, Encoder) else _train_dict(s, resumable)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "kind": kind_of(run), "config": dataclasses.asdict(run),
-                "phases": out}, path)
+    # written beside it, then renamed: a write killed midway leaves the previous file whole
+    # (and at most this one hidden temporary file, replaced by the next save)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save({"format": FORMAT, "kind": kind_of(run), "config": dataclasses.asdict(run),
+                    "phases": out}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -577,3 +577,28 @@ def test_a_write_killed_midway_leaves_only_whole_entries(fresh_store, monkeypatc
     store._clean.cache_clear()
     store.clean_stray()
     assert not list(store.cache_dir().rglob("*.tmp"))
+
+
+def test_a_checkpoint_write_killed_midway_leaves_the_previous_one_whole(tmp_path):
+    run = dataclasses.replace(TINY_FM, model=MLPConfig(hidden=512, depth=3))  # ~2 MiB a save
+    state = fv.build_fm(run)
+    path = checkpoint.save(tmp_path / "run.pt", state, run)
+
+    def saver():
+        while True:
+            checkpoint.save(path, state, run)
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            saver()
+        finally:
+            os._exit(0)
+    time.sleep(1.5)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert checkpoint.load_fm(path)[1].step == 0  # whole, not torn
+    assert [p.name for p in tmp_path.iterdir()] in (["run.pt"], [".run.pt.tmp", "run.pt"],
+                                                    ["run.pt", ".run.pt.tmp"])
+    checkpoint.save(path, state, run)  # the next save replaces the stray temporary file
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
