@@ -11,6 +11,7 @@ import dataclasses
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ class FigureSpec(JSONConfig):
     n_data: int = 1000
     h: float = 0.05
     t: float = 0.5
+    BOUNDS: ClassVar[dict] = {"seed": (0, 2**31 - 1), "n_data": (2, data.MAX_POINTS),
+                              "h": (0.0, 1.0), "t": (0.0, 0.99)}  # what from_dict accepts
 
     def command(self, out: str = "figures") -> str:
         """The equivalent command line."""

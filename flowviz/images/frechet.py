@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,11 @@ class ClassifierConfig:
     rotate: float = 12.0
     scale: float = 0.1
     weight_decay: float = 0.0
+    BOUNDS: ClassVar[dict] = {"channels": (1, 4), "size": (4, 128), "width": (1, 512),
+                              "n_classes": (1, 1000), "steps": (1, 1_000_000),
+                              "batch": (1, 65_536), "lr": (1e-8, 1.0), "n_test": (1, 100_000),
+                              "seed": (0, 2**31 - 1), "rotate": (0.0, 180.0),
+                              "scale": (0.0, 0.9), "weight_decay": (0.0, 1.0)}
 
 
 class Classifier(nn.Module):
@@ -116,7 +122,11 @@ def save_classifier(path: str | Path, model: Classifier, accuracy: float) -> Pat
 
 
 def load_classifier(path: str | Path, device="cpu") -> tuple[Classifier, float]:
-    """(classifier, held-out accuracy); weights_only loading: nothing is unpickled as code."""
+    """(classifier, held-out accuracy); weights_only loading: nothing is unpickled as code,
+    and the archive is inspected first as a checkpoint is (flowviz.checkpoint.inspect)."""
+    from ..checkpoint import inspect
+
+    inspect(path)
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or ck.get("format") != "flowviz-classifier/1":
         raise ValueError(f"{path} is not a flowviz classifier")

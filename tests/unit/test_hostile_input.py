@@ -31,9 +31,11 @@ from flowviz.config import ConfigError, from_dict
 from flowviz.data import PointsError, load_points
 from flowviz.experiment import ReflowRun
 from flowviz.images.experiment import ImageRun
+from flowviz.images.frechet import ClassifierConfig
 from flowviz.images.latent import LatentRun
 from flowviz.methods.instaflow import InstaFlowRun
 from flowviz.models import MLPConfig
+from flowviz.reproduce import FigureSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_FM = fv.FMRun(batch=64, n_data=200, model=MLPConfig(hidden=16, depth=1),
@@ -179,7 +181,8 @@ def _config_classes(cls, seen=None) -> dict:
     return seen
 
 
-ALL_CONFIGS = list({c: 1 for k in checkpoint.KINDS.values() for c in _config_classes(k)})
+ALL_CONFIGS = list({c: 1 for k in (*checkpoint.KINDS.values(), ClassifierConfig, FigureSpec)
+                    for c in _config_classes(k)})
 
 
 @pytest.mark.parametrize("cls", ALL_CONFIGS, ids=lambda c: c.__name__)
