@@ -143,6 +143,8 @@ RECIPES = {
     "MeanFlow w64 b1024 lr1e-2 2000": lambda: recipe("MeanFlow", 64, 1024, 1e-2, 2000, 30),
     "Shortcut w64 b1024 lr1e-2 2000": lambda: recipe("Shortcut", 64, 1024, 1e-2, 2000, 30),
     "Shortcut w128 lr8e-3 1500": lambda: recipe("Shortcut", 128, lr=8e-3, steps=1500),
+    "MeanFlow w256 lr5e-3 1500": lambda: recipe("MeanFlow", lr=5e-3, steps=1500),
+    "MeanFlow w256 lr3e-3 1500": lambda: recipe("MeanFlow", steps=1500),
 }
 
 
