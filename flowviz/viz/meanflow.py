@@ -8,10 +8,10 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from .figures import _arrow_heads, _np, _segments, heatmap_fig, scatter
-from .style import LINE, PATH, SOURCE, TARGET, base, log_axis, method_color
+from .style import LINE, METHOD_COLORS, PATH, SOURCE, TARGET, base, log_axis, method_color
 
-MEAN = "#F58518"  # the mean velocity u and its chord
-INST = "#4C78A8"  # the instantaneous velocity v
+MEAN = "#D946EF"  # the mean velocity u and its chord: no method's colour
+INST = METHOD_COLORS["exact"]  # the instantaneous velocity v: the exact field's colour
 MODEL = method_color("MeanFlow")  # a trained u_θ: the MeanFlow colour of every page
 BAR_TITLE = dict(title=dict(side="right"))  # a colour-bar title beside its ticks, not over them
 

@@ -29,6 +29,16 @@ def run_page(name: str, timeout: float = 240, **state) -> AppTest:
     return at
 
 
+def reveal(at: AppTest) -> AppTest:
+    """Commit any prediction on the page: the answer, and what follows it, is drawn."""
+    for question in [r for r in at.radio if r.label == "Your prediction"][:1]:
+        question.set_value(question.options[0])
+        next(b for b in at.button if b.label == "Reveal the answer").click()
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def values(v) -> np.ndarray:
     """A plotly trace's data array, whether plain JSON or plotly's typed-array encoding."""
     if isinstance(v, dict) and "bdata" in v:

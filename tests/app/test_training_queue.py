@@ -1,7 +1,7 @@
-"""The server-wide training cap in the page (issue 8): with every slot taken by other sessions,
+"""The server-wide training cap in the page: with every slot taken by other sessions,
 Train live waits and shows its queue position, then trains once a slot frees."""
 
-from tests.app.conftest import open_page
+from tests.app.conftest import open_page, reveal
 from views import training
 
 
@@ -10,7 +10,7 @@ def test_a_training_waits_for_a_slot_and_says_where_it_is_in_the_queue():
     for who in others:
         assert training.SLOTS.request(who) == 0
     try:
-        at = open_page("straight_pairs")
+        at = reveal(open_page("straight_pairs"))
         at.select_slider(key="sp_steps").set_value(300).run()
         next(b for b in at.button if b.label == "Train live").click().run()
         state = next(iter(at.session_state["runs"].values()))
@@ -28,7 +28,7 @@ def test_a_training_waits_for_a_slot_and_says_where_it_is_in_the_queue():
 
 def test_a_session_keeps_at_most_max_runs_and_says_which_went(monkeypatch):
     monkeypatch.setattr(training, "MAX_RUNS", 1)
-    at = open_page("straight_pairs")
+    at = reveal(open_page("straight_pairs"))  # the training section follows the answer
     at.select_slider(key="sp_steps").set_value(300).run()
     next(b for b in at.button if b.label == "Train live").click().run()
     next(b for b in at.button if b.label == "Pause").click().run()  # a running one is kept

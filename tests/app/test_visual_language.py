@@ -6,20 +6,10 @@ import json
 import pytest
 
 from flowviz.viz.style import METHOD_COLORS, method_of
-from tests.app.conftest import charts, open_page
+from tests.app.conftest import charts, open_page, reveal
 
 PAGES = ["straight_pairs", "diffusion_vs_fm", "reflow", "instaflow", "shortcut", "meanflow",
          "scoreboard", "scaling"]
-
-
-def revealed(at):
-    """The page after a prediction is committed: the answer's charts are drawn too."""
-    for question in [r for r in at.radio if r.label == "Your prediction"][:1]:
-        question.set_value(question.options[0])
-        next(b for b in at.button if b.label == "Reveal the answer").click()
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def method_traces(at) -> list[tuple[str, str, str]]:
@@ -37,7 +27,7 @@ def method_traces(at) -> list[tuple[str, str, str]]:
 @pytest.mark.presets
 @pytest.mark.parametrize("name", PAGES)
 def test_every_method_trace_has_its_colour(name):
-    at = revealed(open_page(name))
+    at = reveal(open_page(name))
     traces = method_traces(at)
     assert traces, f"{name}: no trace names a method"
     wrong = [(n, m, c) for n, m, c in traces if c.upper() != METHOD_COLORS[m].upper()]
@@ -46,7 +36,7 @@ def test_every_method_trace_has_its_colour(name):
 
 @pytest.mark.presets
 def test_colours_stay_after_training():
-    at = open_page("straight_pairs")
+    at = reveal(open_page("straight_pairs"))
     before = {m: c for _, m, c in method_traces(at)}
     at.select_slider(key="sp_steps").set_value(300).run()
     next(b for b in at.button if b.label.startswith("Train")).click().run()
