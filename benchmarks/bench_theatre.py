@@ -40,7 +40,7 @@ def write_player(keys, k: int, n: int, out: Path) -> Path:
     from flowviz.viz.theatre import theatre_html
 
     flights = th.from_presets(keys, k, n)
-    html, _ = theatre_html(flights, th.frame_times(flights), data=th.preset_data()[0])
+    html = theatre_html(flights, th.frame_times(flights), data=th.preset_data()[0])
     path = out / "theatre.html"
     path.write_text(html)
     return path

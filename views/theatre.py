@@ -12,7 +12,7 @@ from flowviz.viz.theatre import theatre_html
 from views.present import FONT_SCALE, HEIGHT_SCALE, presenting
 from views.state import page_settings
 from views.teach import ask, verdict, waiting
-from views.theatre_particle import exports, follow_particle
+from views.theatre_particle import cast, exports, follow_particle
 
 NFES = [1, 2, 3, 4, 8, 16, 32, 64]
 SIZES = [100, 200, 400, 800]
@@ -26,8 +26,8 @@ def flights(keys: tuple, k: int, n: int, seed: int) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def player(keys: tuple, k: int, n: int, seed: int, overlay: bool, big: bool) -> tuple[str, int]:
-    """The player's HTML and height; the presenter view's is larger."""
+def player(keys: tuple, k: int, n: int, seed: int, overlay: bool, big: bool) -> str:
+    """The player's HTML; the presenter view's is larger."""
     f = flights(keys, k, n, seed)
     return theatre_html(f, th.frame_times(f), overlay=overlay, data=th.preset_data()[0],
                         panel=int((520 if overlay else 290) * (HEIGHT_SCALE if big else 1)),
@@ -68,6 +68,10 @@ choice = ask("theatre", "Every method gets **one** network call (NFE 1) from the
                         "Whose points end **farthest** from where the exact field v* carries "
                         "that noise?", QUESTION, "§2, §3, §5, §6")
 if choice is None:
+    # computed (and stored) before the prediction, drawn only after it: the reveal is instant,
+    # and `python -m views.warm`, which renders pages at their defaults, ships it in assets/evals
+    flights(th.DEFAULT, 1, 400, cfg.seed)
+    cast(th.DEFAULT)
     waiting("Commit to a prediction above: the theatre plays here.")
     st.stop()
 
@@ -76,8 +80,7 @@ if not keys:
     st.info("Pick at least one method to watch.")
     st.stop()
 shown = flights(keys, k, n, cfg.seed)
-html, height = player(keys, k, n, cfg.seed, overlay, presenting())
-st.iframe(html, height=height)
+st.iframe(player(keys, k, n, cfg.seed, overlay, presenting()))  # as tall as its content
 st.caption("Press **▶ Play** or drag the time slider: it all runs in your browser. A point is "
            "**solid** at a state its sampler computed and **faint** between two of them, where "
            "it is drawn moving straight along the step: for an Euler or shortcut step that is "

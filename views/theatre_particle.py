@@ -39,7 +39,7 @@ def follow_particle(keys: tuple, flights: dict, k: int, n: int, seed: int) -> No
     parts = th.follow(models, flights, int(i), t, k, reference=ref)
     data, h = th.preset_data()
     dens = th.density(th.fields(data, h)["exact"], t, 3.0) if shade else None
-    fig = particle_fig(parts, th.METHODS, t, data=data, density=dens)
+    fig = particle_fig(parts, th.METHODS, t, data=data, density=dens, height=460)
     if presenting():
         enlarge(fig)
     left, right = st.columns([3, 2])

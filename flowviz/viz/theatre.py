@@ -30,8 +30,8 @@ def _b64(a) -> str:
 
 
 def theatre_html(flights: dict, times: np.ndarray, overlay: bool = False, data=None,
-                 lim: float = 3.0, panel: int = 290, font: int = 14) -> tuple[str, int]:
-    """(HTML, height in px) of the theatre player: the same noise under every flight, one SVG
+                 lim: float = 3.0, panel: int = 290, font: int = 14) -> str:
+    """The HTML page of the theatre player: the same noise under every flight, one SVG
     panel per method (or one ``overlay`` panel), played, paused and scrubbed in the browser.
 
     The page carries each flight's visited states only (ts, xs); the browser places the points
@@ -40,17 +40,15 @@ def theatre_html(flights: dict, times: np.ndarray, overlay: bool = False, data=N
     and faint in between. The slider steps through ``times`` (every visited state is one).
     Clicking a point rings the same noise point in every panel. ``data``: drawn faintly.
     ``panel``: the largest panel side in px (panels shrink to fit a narrower frame)."""
-    rows, cols = _layout(flights, overlay)
+    cols = _layout(flights, overlay)[1]
     spec = {"lim": lim, "times": [round(float(t), 6) for t in times], "overlay": overlay,
             "play_s": PLAY_S, "faint": IN_FLIGHT,
             "data": _b64(np.asarray(data)) if data is not None else "",
             "methods": [{"key": k, "label": f.label, "how": f.how, "color": method_color(f.label),
                          "ts": [float(t) for t in f.ts], "n": int(f.xs.shape[1]),
                          "xs": _b64(f.xs.detach().cpu().numpy())} for k, f in flights.items()]}
-    height = rows * (panel + int(1.3 * font) + 12) + 2 * font + 28  # titles, the play bar
-    html = (_PLAYER.replace("__SPEC__", json.dumps(spec)).replace("__PANEL__", str(panel))
+    return (_PLAYER.replace("__SPEC__", json.dumps(spec)).replace("__PANEL__", str(panel))
             .replace("__COLS__", str(cols)).replace("__FONT__", str(font)))
-    return html, height
 
 
 _PLAYER = """<!doctype html><html><head><meta charset="utf-8"><style>
