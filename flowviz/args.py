@@ -21,16 +21,16 @@ class Parser(argparse.ArgumentParser):
 def bounded(lo, hi, kind=int):
     """An argparse type: a ``kind`` (int or float) in [lo, hi]; bools, inf and nan refused."""
     what = "an integer" if kind is int else "a number"
+    span = f"{lo} to {hi}" if kind is int else f"{lo:g} to {hi:g}"
 
     def parse(text: str):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what} from {lo:g} to {hi:g}, got "
+            raise argparse.ArgumentTypeError(f"expected {what} from {span}, got "
                                              f"{text[:40]!r}") from None
         if not math.isfinite(v) or not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{text[:40]} is outside the allowed range "
-                                             f"{lo:g} to {hi:g}")
+            raise argparse.ArgumentTypeError(f"{text[:40]} is outside the allowed range {span}")
         return v
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages

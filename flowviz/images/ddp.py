@@ -22,6 +22,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..args import Parser, bounded, writable_file
+from ..config import read_json
 from ..train import train_steps
 from .experiment import ImageRun, build_image
 
@@ -49,23 +51,29 @@ def synthetic(run: ImageRun, n: int = 4096, seed: int = 0):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="an ImageRun JSON")
-    p.add_argument("--steps", type=int, default=100, help="timed steps (after --warm)")
-    p.add_argument("--warm", type=int, default=10)
+    p.add_argument("--steps", type=bounded(1, 1_000_000), default=100,
+                   help="timed steps (after --warm)")
+    p.add_argument("--warm", type=bounded(0, 100_000), default=10)
     p.add_argument("--synthetic", action="store_true", help="random images (throughput)")
     p.add_argument("--out", help="rank 0 saves a checkpoint here")
     p.add_argument("--json", help="rank 0 writes its measurements here")
     a = p.parse_args(argv)
+    try:  # before any process group: a bad config or path is one line, exit code 2
+        run = read_json(a.config, ImageRun)
+        for path in (a.out, a.json):
+            if path:
+                writable_file(path)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", 0))
     dev = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    with open(a.config) as f:
-        run = ImageRun.from_dict(json.load(f))
     state = build_image(run, dev, images=synthetic(run) if a.synthetic else None)
     state.generator.manual_seed(run.optim.seed + rank)  # each rank its own batches
     state.model = DDPModel(state.model, device_ids=[local] if dev.type == "cuda" else None)
