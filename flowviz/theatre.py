@@ -80,7 +80,8 @@ def fly(key: str, model, x0: torch.Tensor, k: int, fine: int = FINE) -> Flight:
         return Flight(key, s.ts, s.traj, k, f"{k} Euler step{'s' * (k > 1)}")
     if key == "shortcut":
         s = shortcut.sample(model, x0, k, return_traj=True)
-        return Flight(key, s.ts, s.traj, k, f"{k} shortcut step{'s' * (k > 1)}, d = {'1' if k == 1 else f'1/{k}'}")
+        d = "1" if k == 1 else f"1/{k}"
+        return Flight(key, s.ts, s.traj, k, f"{k} shortcut step{'s' * (k > 1)}, d = {d}")
     if key == "meanflow":  # its selling point: one jump, whatever the budget
         s = meanflow.sample(model, x0, 1, return_traj=True)
         return Flight(key, s.ts, s.traj, 1, "1 jump (drawn straight)")
