@@ -558,19 +558,19 @@ def test_stray_temporary_files_of_killed_writes_are_removed_at_start(fresh_store
 
 def test_a_write_killed_midway_leaves_only_whole_entries(fresh_store, monkeypatch):
     store = fresh_store
-    big = torch.randn(1 << 19)  # 2 MiB a value: the kill lands inside a write
-
-    def writer():
-        for i in range(10_000):
-            store.save(f"k{i}", big)
-        return 0
-
-    pid = os.fork()
-    if pid == 0:
-        os._exit(writer())
-    time.sleep(1.5)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    big = torch.arange(float(1 << 19))  # 2 MiB a value: the kill lands inside a write
+    # a fresh process (a fork of this one could stall in OpenMP) writing until it is killed
+    code = ("import torch; from flowviz import store\n"
+            "big = torch.arange(float(1 << 19))\n"
+            "for i in range(10_000): store.save(f'k{i}', big)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
+                             env={**os.environ, "FLOWVIZ_CACHE": str(store.cache_dir())})
+    t0 = time.perf_counter()
+    while not list(store.cache_dir().rglob("*.pt")) and time.perf_counter() - t0 < 60:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    child.kill()
+    child.wait()
     written = sorted(store.cache_dir().rglob("*.pt"))
     assert written, "nothing was written before the kill"
     store._MEMORY.clear()
