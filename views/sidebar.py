@@ -17,10 +17,13 @@ from views.state import DATASETS, NAMES
 OWN_DATA = {
     "instaflow": "InstaFlow needs a target made of named parts (its \"prompts\"): choose it on "
                  "the page. Seed and h apply; N sets the teacher's data (at least 2000).",
+    "theatre": "The theatre plays the presets, trained on the moons data: only the seed (which "
+               "noise) applies.",
     "scaling": "This page works on images (scikit-learn's digits), not on 2-D points: only the "
                "seed and the device apply.",
 }
 DATA_KEYS = {"instaflow": ("target", "source"),
+             "theatre": ("target", "source", "n_data", "h", "upload_file"),
              "scaling": ("target", "source", "n_data", "h", "upload_file")}
 
 

@@ -66,11 +66,3 @@ def deeper(key: str, options: list[str]) -> str | None:
     return st.segmented_control("Go deeper", options, key=key,
                                 help="Material beyond the lesson, computed only when opened.")
 
-
-def predict(key: str, question: str, options: list[str], answer: str, explanation: str,
-            section: str = "") -> str | None:
-    """ask + verdict in one place, for a page whose answer is already on screen above it (being
-    replaced: pages draw the answer between the two)."""
-    choice = ask(key, question, options, section)
-    verdict(key, answer, explanation)
-    return choice

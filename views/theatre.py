@@ -10,7 +10,7 @@ import streamlit as st
 from flowviz import theatre as th
 from flowviz.viz.theatre import theatre_html
 from views.present import FONT_SCALE, HEIGHT_SCALE, presenting
-from views.state import page_settings
+from views.state import settings
 from views.teach import ask, verdict, waiting
 from views.theatre_particle import cast, exports, follow_particle
 
@@ -58,7 +58,7 @@ def controls() -> tuple[tuple, int, int, bool]:
 st.title("Flow theatre: every method from the same noise")
 st.caption("Article §6.3.1 · the preset models of the other pages (two moons, h = 0.05), each "
            "with its own sampler, carrying the same noise to the data")
-cfg = page_settings()
+cfg = settings()  # the presets' own data: an upload in the sidebar does not apply
 if missing := th.missing_presets():
     st.info(f"The theatre plays the classroom presets, and this server has none of "
             f"{', '.join(missing)} (presets off with FLOWVIZ_PRESETS=0, or not yet made: "

@@ -100,6 +100,7 @@ def streamlit_server(chromium_path, artifacts_dir):
         "--server.port", str(port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",  # an edit elsewhere must not read as "running"
     ]  # fmt: skip
     log_path = artifacts_dir / "server.log"
     log = open(log_path, "wb")  # closed in teardown

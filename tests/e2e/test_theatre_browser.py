@@ -3,7 +3,6 @@ frame), the time slider scrubbed to t = 1 shows every method's endpoints, and cl
 rings the same noise point in every panel."""
 
 import base64
-import os
 
 import numpy as np
 import pytest
@@ -12,9 +11,6 @@ from .conftest import APP, RUNNING, wait_for_idle
 from .test_browser import LOAD_TIMEOUT, _assert_no_exception, _screenshot
 
 pytestmark = pytest.mark.e2e
-# Other processes edit files in a shared checkout: a watching server then shows "source file
-# changed" in the status widget, which wait_for_idle reads as a script still running.
-os.environ.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
 
 PLAYER = 'iframe[srcdoc*="window.theatre"]'
 
