@@ -58,6 +58,13 @@ def test_page_renders(page, streamlit_server, artifacts_dir, path):
     page.goto(f"{streamlit_server}/{path}")
     wait_for_idle(page, LOAD_TIMEOUT)
     _assert_no_exception(page)
+    if path and page.locator('[class*="st-key-predict-"]').count():
+        ask = page.locator('[class*="st-key-predict-"]').first  # the charts follow the answer
+        ask.get_by_role("radio").first.check(force=True)
+        ask.get_by_role("button", name="Reveal the answer").click()
+        page.wait_for_timeout(500)
+        wait_for_idle(page, LOAD_TIMEOUT)
+        _assert_no_exception(page)
     if path:
         assert _has_visible_chart(page), f"no chart with a non-zero size on {page.url}"
     _screenshot(page, artifacts_dir / f"{_name(path)}.png")
