@@ -24,7 +24,9 @@ WIDER = f"""() => {{
   const main = document.querySelector('{MAIN}').getBoundingClientRect();
   return [...document.querySelectorAll('{MAIN} *')].filter(e => {{
     const r = e.getBoundingClientRect();
-    return r.width > 0 && r.right > main.right + 2 && getComputedStyle(e).position !== 'fixed';
+    const css = getComputedStyle(e);  // Streamlit's slider keeps an invisible range input
+    return r.width > 0 && r.right > main.right + 2 && css.position !== 'fixed'
+      && css.opacity !== '0' && !(e.tagName === 'INPUT' && e.type === 'range');
   }}).slice(0, 3).map(e => e.tagName + ' ' + (e.getAttribute('data-testid') || e.className));
 }}"""
 
