@@ -31,7 +31,9 @@ def test_download_menu_gives_csv_and_png(page, streamlit_server, artifacts_dir):
     page.goto(f"{streamlit_server}/straight_pairs?target=checkerboard&seed=3")
     wait_for_idle(page, LOAD_TIMEOUT)
     _assert_no_exception(page)
-    assert page.get_by_text("Checkerboard").count() > 0  # the URL chose the data
+    shown = page.evaluate("""() => [...document.querySelectorAll(
+        '[data-testid="stSidebar"] input')].map(e => e.value)""")
+    assert "Checkerboard" in shown, shown  # the URL chose the data
     rows = list(csv.DictReader(io.StringIO(_download(page, "CSV").decode())))
     assert {"trace", "name", "x", "y"} <= set(rows[0])
     assert any(r["name"] == "x1 ~ data" for r in rows)
